@@ -1,0 +1,97 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/chunkyard/chunkyard/ocihttp"
+	"github.com/chunkyard/chunkyard/registry"
+)
+
+func serve(ctx context.Context, args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	addr := fs.String("addr", "127.0.0.1:5000", "address to listen on")
+	var sf storeFlags
+	fs.StringVar(&sf.data, "data", "./chunkyard-data", "data directory (index, packs, uploads)")
+	fs.Int64Var(&sf.packSize, "pack-size", 64<<20, "target pack size in bytes")
+	uploadTTL := fs.Duration("upload-ttl", 24*time.Hour, "idle upload sessions older than this expire")
+	maxManifest := fs.Int64("max-manifest-size", 4<<20, "largest manifest accepted, in bytes")
+	shutdownTimeout := fs.Duration("shutdown-timeout", 60*time.Second, "how long in-flight requests may take to finish on SIGINT/SIGTERM")
+	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("serve: unexpected arguments %q", fs.Args())
+	}
+	log, err := newLogger(stderr, *logLevel)
+	if err != nil {
+		return err
+	}
+
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+
+	data, err := openData(ctx, sf, log)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := data.Close(); err != nil {
+			log.Error("closing data dir", "err", err)
+		}
+	}()
+	svc, err := registry.New(data.graph, data.store, registry.Options{
+		UploadDir:       filepath.Join(sf.data, "uploads"),
+		UploadTTL:       *uploadTTL,
+		MaxManifestSize: *maxManifest,
+		Logger:          log,
+	})
+	if err != nil {
+		return err
+	}
+	bg, cancelBg := context.WithCancel(context.Background())
+	defer cancelBg()
+	go svc.Run(bg)
+
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{
+		Handler:           ocihttp.NewHandler(svc, ocihttp.Options{Logger: log, MaxManifestSize: *maxManifest}),
+		ReadHeaderTimeout: 30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	log.Info("chunkyard serving", "addr", ln.Addr().String(), "data", sf.data, "version", versionString())
+
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: waiting for in-flight requests", "timeout", *shutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.Background(), *shutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		srv.Close()
+		log.Warn("in-flight requests cut off", "err", err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	log.Info("stopped")
+	return nil
+}

@@ -1,0 +1,89 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"text/tabwriter"
+)
+
+// statsReport is what `chunkyard stats` prints; its JSON names are an
+// interface for scripts.
+type statsReport struct {
+	LogicalBytes    int64   `json:"logical_bytes"`
+	StoredBytes     int64   `json:"stored_bytes"`
+	DedupRatio      float64 `json:"dedup_ratio"`
+	Repos           int64   `json:"repos"`
+	Blobs           int64   `json:"blobs"`
+	Chunks          int64   `json:"chunks"`
+	ChunkRawBytes   int64   `json:"chunk_raw_bytes"`
+	LiveStoredBytes int64   `json:"live_stored_bytes"`
+	Packs           int     `json:"packs"`
+	OpenPacks       int     `json:"open_packs"`
+}
+
+func stats(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("stats", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var sf storeFlags
+	fs.StringVar(&sf.data, "data", "./chunkyard-data", "data directory of a stopped server")
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	data, err := openData(ctx, sf, log)
+	if err != nil {
+		return err
+	}
+	defer data.Close()
+	st, err := data.store.Stats(ctx)
+	if err != nil {
+		return err
+	}
+	g := data.graph.Stats()
+	rep := statsReport{
+		LogicalBytes:    g.LogicalBytes,
+		StoredBytes:     st.PackBytes + st.OpenPackBytes,
+		Repos:           g.Repos,
+		Blobs:           g.Blobs,
+		Chunks:          g.Chunks,
+		ChunkRawBytes:   g.ChunkRawBytes,
+		LiveStoredBytes: g.LiveStoredBytes,
+		Packs:           st.Packs,
+		OpenPacks:       st.OpenPacks,
+	}
+	if rep.StoredBytes > 0 {
+		rep.DedupRatio = float64(rep.LogicalBytes) / float64(rep.StoredBytes)
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rep)
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "logical bytes\t%d\t(%s, sum of stored blob sizes)\n", rep.LogicalBytes, human(rep.LogicalBytes))
+	fmt.Fprintf(tw, "stored bytes\t%d\t(%s, pack bytes on the backend)\n", rep.StoredBytes, human(rep.StoredBytes))
+	fmt.Fprintf(tw, "dedup ratio\t%.2fx\t\n", rep.DedupRatio)
+	fmt.Fprintf(tw, "repositories\t%d\t\n", rep.Repos)
+	fmt.Fprintf(tw, "blobs\t%d\t\n", rep.Blobs)
+	fmt.Fprintf(tw, "chunks\t%d\t(%s raw, %s stored)\n", rep.Chunks, human(rep.ChunkRawBytes), human(rep.LiveStoredBytes))
+	fmt.Fprintf(tw, "packs\t%d\t(+%d open)\n", rep.Packs, rep.OpenPacks)
+	return tw.Flush()
+}
+
+func human(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}

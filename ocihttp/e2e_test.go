@@ -1,0 +1,160 @@
+package ocihttp_test
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/chunkyard/chunkyard/chunkstore"
+	"github.com/chunkyard/chunkyard/ocihttp"
+	"github.com/chunkyard/chunkyard/refgraph"
+	"github.com/chunkyard/chunkyard/registry"
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+)
+
+// testRegistry is a registry on a fresh data dir behind httptest.
+type testRegistry struct {
+	host  string
+	graph *refgraph.Graph
+	store *chunkstore.Store
+}
+
+func newTestRegistry(t *testing.T) *testRegistry {
+	t.Helper()
+	dir := t.TempDir()
+	ctx := context.Background()
+	store, err := chunkstore.Open(ctx, chunkstore.Options{Dir: filepath.Join(dir, "store"), PackSize: 8 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	graph, err := refgraph.Open(filepath.Join(dir, "index"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := registry.New(graph, store, registry.Options{UploadDir: filepath.Join(dir, "uploads")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(ocihttp.NewHandler(svc, ocihttp.Options{}))
+	t.Cleanup(func() {
+		srv.Close()
+		store.Close()
+		graph.Close()
+	})
+	return &testRegistry{host: strings.TrimPrefix(srv.URL, "http://"), graph: graph, store: store}
+}
+
+func (r *testRegistry) ref(t *testing.T, s string) name.Reference {
+	t.Helper()
+	ref, err := name.ParseReference(r.host+"/"+s, name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ref
+}
+
+func layerBytes(t *testing.T, l v1.Layer) []byte {
+	t.Helper()
+	rc, err := l.Compressed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestPushPullRoundTrip pushes a random image with go-containerregistry and
+// pulls it back byte for byte, by tag and by digest.
+func TestPushPullRoundTrip(t *testing.T) {
+	reg := newTestRegistry(t)
+	img, err := random.Image(3<<20, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := reg.ref(t, "team/app:v1")
+	if err := remote.Write(ref, img); err != nil {
+		t.Fatalf("push: %v", err)
+	}
+	want, _ := img.Digest()
+	for _, r := range []string{"team/app:v1", "team/app@" + want.String()} {
+		got, err := remote.Image(reg.ref(t, r))
+		if err != nil {
+			t.Fatalf("pull %s: %v", r, err)
+		}
+		if d, _ := got.Digest(); d != want {
+			t.Fatalf("pull %s: digest %s, want %s", r, d, want)
+		}
+		wantLayers, _ := img.Layers()
+		gotLayers, err := got.Layers()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range wantLayers {
+			if !bytes.Equal(layerBytes(t, gotLayers[i]), layerBytes(t, wantLayers[i])) {
+				t.Fatalf("pull %s: layer %d differs", r, i)
+			}
+		}
+	}
+}
+
+// TestSameLayerManyRepos pushes one image into many repositories: its
+// chunks are stored once.
+func TestSameLayerManyRepos(t *testing.T) {
+	reg := newTestRegistry(t)
+	img, err := random.Image(2<<20, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(reg.ref(t, "dedup/r0:latest"), img); err != nil {
+		t.Fatal(err)
+	}
+	one := reg.graph.Stats()
+	for _, repo := range []string{"dedup/r1", "dedup/r2", "other/r3"} {
+		if err := remote.Write(reg.ref(t, repo+":latest"), img); err != nil {
+			t.Fatal(err)
+		}
+	}
+	after := reg.graph.Stats()
+	if after.Chunks != one.Chunks || after.Blobs != one.Blobs || after.PackBytes != one.PackBytes {
+		t.Fatalf("pushing the same image again stored more: before %+v after %+v", one, after)
+	}
+	if after.Repos != 4 {
+		t.Fatalf("repos = %d, want 4", after.Repos)
+	}
+}
+
+// TestBlobIsolation: a blob pushed to one repo is invisible from another.
+func TestBlobIsolation(t *testing.T) {
+	reg := newTestRegistry(t)
+	img, err := random.Image(1024, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(reg.ref(t, "tenant-a/app:v1"), img); err != nil {
+		t.Fatal(err)
+	}
+	layers, _ := img.Layers()
+	d, _ := layers[0].Digest()
+	for repo, want := range map[string]int{"tenant-a/app": http.StatusOK, "tenant-b/app": http.StatusNotFound} {
+		resp, err := http.Head("http://" + reg.host + "/v2/" + repo + "/blobs/" + d.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("HEAD blob in %s: %d, want %d", repo, resp.StatusCode, want)
+		}
+	}
+}

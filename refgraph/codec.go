@@ -1,0 +1,228 @@
+package refgraph
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"time"
+
+	"github.com/chunkyard/chunkyard/chunkstore"
+	"github.com/opencontainers/go-digest"
+)
+
+// Key prefixes; see the schema in doc.go.
+const (
+	sep           = "\x00"
+	prefixRepo    = "r/"
+	prefixTag     = "t/"
+	prefixMan     = "m/"
+	prefixLink    = "l/"
+	prefixRefer   = "f/"
+	prefixBlob    = "b/"
+	prefixChunk   = "c/"
+	prefixPack    = "p/"
+	keyVersion    = "\x00version"
+	keyStats      = "\x00stats"
+	schemaVersion = "1"
+)
+
+func repoKey(repo string) []byte     { return []byte(prefixRepo + repo) }
+func tagKey(repo, tag string) []byte { return []byte(prefixTag + repo + sep + tag) }
+func tagPrefix(repo string) []byte   { return []byte(prefixTag + repo + sep) }
+func manKey(repo string, d digest.Digest) []byte {
+	return []byte(prefixMan + repo + sep + string(d))
+}
+func linkKey(repo string, d digest.Digest) []byte {
+	return []byte(prefixLink + repo + sep + string(d))
+}
+func referPrefix(repo string, subject digest.Digest) []byte {
+	return []byte(prefixRefer + repo + sep + string(subject) + sep)
+}
+func referKey(repo string, subject, d digest.Digest) []byte {
+	return append(referPrefix(repo, subject), d...)
+}
+func blobKey(d digest.Digest) []byte   { return []byte(prefixBlob + string(d)) }
+func chunkKey(id chunkstore.ID) []byte { return append([]byte(prefixChunk), id[:]...) }
+func packKey(pack string) []byte       { return []byte(prefixPack + pack) }
+
+// prefixEnd returns the smallest key greater than every key with prefix p.
+func prefixEnd(p []byte) []byte {
+	end := bytes.Clone(p)
+	for i := len(end) - 1; i >= 0; i-- {
+		if end[i] < 0xff {
+			end[i]++
+			return end[:i+1]
+		}
+	}
+	return nil
+}
+
+// ChunkRef is one chunk of a blob, in order.
+type ChunkRef struct {
+	ID     chunkstore.ID
+	RawLen uint32
+}
+
+// Blob is the index record of a stored blob.
+type Blob struct {
+	Digest digest.Digest
+	Size   int64
+	Refs   int64
+	Chunks []ChunkRef
+}
+
+type blobValue struct {
+	size   int64
+	refs   int64
+	chunks []ChunkRef
+}
+
+const blobValueVersion = 1
+
+func (v blobValue) encode() []byte {
+	b := make([]byte, 0, 1+3*binary.MaxVarintLen64+len(v.chunks)*(32+binary.MaxVarintLen32))
+	b = append(b, blobValueVersion)
+	b = binary.AppendUvarint(b, uint64(v.size))
+	b = binary.AppendUvarint(b, uint64(v.refs))
+	b = binary.AppendUvarint(b, uint64(len(v.chunks)))
+	for _, c := range v.chunks {
+		b = append(b, c.ID[:]...)
+		b = binary.AppendUvarint(b, uint64(c.RawLen))
+	}
+	return b
+}
+
+func decodeBlob(b []byte) (blobValue, error) {
+	var v blobValue
+	r := reader{b: b}
+	if r.byte() != blobValueVersion {
+		return v, fmt.Errorf("refgraph: blob record: unknown version")
+	}
+	v.size = int64(r.uvarint())
+	v.refs = int64(r.uvarint())
+	n := r.uvarint()
+	if r.err != nil || n > uint64(len(b)/33+1) {
+		return v, fmt.Errorf("refgraph: blob record: bad chunk count")
+	}
+	v.chunks = make([]ChunkRef, n)
+	for i := range v.chunks {
+		copy(v.chunks[i].ID[:], r.bytes(32))
+		v.chunks[i].RawLen = uint32(r.uvarint())
+	}
+	if r.err != nil {
+		return v, fmt.Errorf("refgraph: blob record: %w", r.err)
+	}
+	return v, nil
+}
+
+// Chunk is the index record of a stored chunk.
+type Chunk struct {
+	ID   chunkstore.ID
+	Refs int64
+	Loc  chunkstore.Location
+}
+
+const chunkValueVersion = 1
+
+func encodeChunk(c Chunk) []byte {
+	b := make([]byte, 0, 64+len(c.Loc.Pack))
+	b = append(b, chunkValueVersion)
+	b = binary.AppendUvarint(b, uint64(c.Refs))
+	b = binary.AppendUvarint(b, uint64(len(c.Loc.Pack)))
+	b = append(b, c.Loc.Pack...)
+	b = binary.AppendUvarint(b, uint64(c.Loc.Offset))
+	b = binary.AppendUvarint(b, uint64(c.Loc.StoredLen))
+	b = binary.AppendUvarint(b, uint64(c.Loc.RawLen))
+	var flags byte
+	if c.Loc.Compressed {
+		flags |= 1
+	}
+	return append(b, flags)
+}
+
+func decodeChunk(id chunkstore.ID, b []byte) (Chunk, error) {
+	c := Chunk{ID: id}
+	r := reader{b: b}
+	if r.byte() != chunkValueVersion {
+		return c, fmt.Errorf("refgraph: chunk record %s: unknown version", id)
+	}
+	c.Refs = int64(r.uvarint())
+	c.Loc.Pack = string(r.bytes(int(r.uvarint())))
+	c.Loc.Offset = int64(r.uvarint())
+	c.Loc.StoredLen = uint32(r.uvarint())
+	c.Loc.RawLen = uint32(r.uvarint())
+	c.Loc.Compressed = r.byte()&1 != 0
+	if r.err != nil {
+		return c, fmt.Errorf("refgraph: chunk record %s: %w", id, r.err)
+	}
+	return c, nil
+}
+
+// Pack is the index record of a pack.
+type Pack struct {
+	Name       string
+	TotalBytes int64 // stored bytes of every chunk written into the pack
+	LiveBytes  int64 // stored bytes of the chunks the index points into it
+	LiveChunks int64
+}
+
+func encodePack(p Pack) []byte {
+	b := make([]byte, 0, 3*binary.MaxVarintLen64)
+	b = binary.AppendUvarint(b, uint64(p.TotalBytes))
+	b = binary.AppendUvarint(b, uint64(p.LiveBytes))
+	return binary.AppendUvarint(b, uint64(p.LiveChunks))
+}
+
+func decodePack(name string, b []byte) (Pack, error) {
+	r := reader{b: b}
+	p := Pack{Name: name, TotalBytes: int64(r.uvarint()), LiveBytes: int64(r.uvarint()), LiveChunks: int64(r.uvarint())}
+	if r.err != nil {
+		return p, fmt.Errorf("refgraph: pack record %s: %w", name, r.err)
+	}
+	return p, nil
+}
+
+// reader decodes a record, remembering the first error.
+type reader struct {
+	b   []byte
+	err error
+}
+
+var errShort = fmt.Errorf("record truncated")
+
+func (r *reader) byte() byte {
+	if len(r.b) < 1 {
+		r.err = errShort
+		return 0
+	}
+	c := r.b[0]
+	r.b = r.b[1:]
+	return c
+}
+
+func (r *reader) uvarint() uint64 {
+	v, n := binary.Uvarint(r.b)
+	if n <= 0 {
+		r.err = errShort
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *reader) bytes(n int) []byte {
+	if n < 0 || len(r.b) < n {
+		r.err = errShort
+		return nil
+	}
+	v := r.b[:n]
+	r.b = r.b[n:]
+	return v
+}
+
+// tagValue and manifestValue are small and rarely hot: JSON keeps them
+// readable in a dump and easy to extend.
+type tagValue struct {
+	Digest digest.Digest `json:"d"`
+	Pushed time.Time     `json:"t"`
+}

@@ -1,0 +1,36 @@
+// Package refgraph owns chunkyard's index: the names and references that
+// turn repositories, tags and manifests into blobs, and blobs into chunks
+// stored in packs, with the reference counts that garbage collection uses.
+// It knows nothing of bytes on the wire or in packs beyond chunk locations.
+//
+// The index is one Pebble database. Every logical change (a blob committed,
+// a manifest pushed, a tag moved, a link removed) is one atomic batch
+// committed with Sync, and a reference count changes in the same batch as
+// the edge that causes it. Writers are serialised by a mutex so that the
+// read-modify-write of counts is consistent; readers never block.
+//
+// Key schema (version 1). Names and tags can hold no NUL byte, so NUL
+// separates the parts of a key; digests are written as "algo:hex".
+//
+//	\x00version                      -> "1"
+//	\x00stats                        -> counters (see Stats)
+//	r/<repo>                         -> repository exists (catalog)
+//	t/<repo>\x00<tag>                -> tagValue{digest, pushed at}
+//	m/<repo>\x00<digest>             -> manifestValue{media type, size, subject, artifact type, annotations, pushed at}
+//	l/<repo>\x00<digest>             -> blob link: the repo may read this blob
+//	f/<repo>\x00<subject>\x00<digest> -> referrer descriptor (JSON)
+//	b/<digest>                       -> blobValue{size, refs, kind, chunk ids and raw lengths}
+//	c/<chunk id, 32 bytes>           -> chunkValue{refs, pack, offset, stored and raw length, compressed}
+//	p/<pack>                         -> packValue{total stored bytes, live stored bytes, chunks}
+//
+// Reference counts:
+//   - a blob's refs count the repository links that point at it: one per
+//     l/ key and one per m/ key naming its digest;
+//   - a chunk's refs count the occurrences of the chunk in blob records;
+//   - a pack's live bytes sum the stored bytes of its indexed chunks; its
+//     total bytes also count chunks written but never indexed (a lost race
+//     between two pushes of the same new chunk), which repacking reclaims.
+//
+// A blob whose refs drop to zero stays indexed until garbage collection
+// removes it (after a grace period) and decrements its chunks.
+package refgraph

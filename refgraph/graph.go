@@ -1,0 +1,637 @@
+package refgraph
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/chunkyard/chunkyard/chunkstore"
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// Error classes; test with errors.Is.
+var (
+	ErrNotFound     = errors.New("refgraph: not found")
+	ErrChunkMissing = errors.New("refgraph: deduplicated chunk is no longer indexed")
+)
+
+// Graph is the index. All methods are safe for concurrent use.
+type Graph struct {
+	db  *pebble.DB
+	log *slog.Logger
+
+	mu    sync.Mutex // serialises writers
+	stats Stats      // counters as committed, guarded by mu
+}
+
+// Stats are the index-wide counters, kept up to date by every batch.
+type Stats struct {
+	Repos           int64 `json:"repos"`
+	Blobs           int64 `json:"blobs"`
+	LogicalBytes    int64 `json:"logical_bytes"` // sum of blob sizes
+	Chunks          int64 `json:"chunks"`
+	ChunkRawBytes   int64 `json:"chunk_raw_bytes"`
+	LiveStoredBytes int64 `json:"live_stored_bytes"` // stored bytes of indexed chunks
+	Packs           int64 `json:"packs"`
+	PackBytes       int64 `json:"pack_bytes"` // stored bytes written into packs, live or not
+}
+
+// Open opens (creating if needed) the index in dir.
+func Open(dir string, log *slog.Logger) (*Graph, error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	db, err := pebble.Open(dir, &pebble.Options{Logger: pebbleLogger{log}})
+	if err != nil {
+		return nil, fmt.Errorf("refgraph: open %s: %w", dir, err)
+	}
+	g := &Graph{db: db, log: log}
+	if err := g.init(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return g, nil
+}
+
+func (g *Graph) init() error {
+	v, err := g.get([]byte(keyVersion))
+	switch {
+	case errors.Is(err, ErrNotFound):
+		b := g.db.NewBatch()
+		b.Set([]byte(keyVersion), []byte(schemaVersion), nil)
+		st, _ := json.Marshal(Stats{})
+		b.Set([]byte(keyStats), st, nil)
+		if err := b.Commit(pebble.Sync); err != nil {
+			return fmt.Errorf("refgraph: init: %w", err)
+		}
+		return nil
+	case err != nil:
+		return err
+	case string(v) != schemaVersion:
+		return fmt.Errorf("refgraph: index schema version %q, this build reads %q", v, schemaVersion)
+	}
+	st, err := g.get([]byte(keyStats))
+	if err != nil {
+		return fmt.Errorf("refgraph: read stats: %w", err)
+	}
+	if err := json.Unmarshal(st, &g.stats); err != nil {
+		return fmt.Errorf("refgraph: decode stats: %w", err)
+	}
+	return nil
+}
+
+// Close flushes and closes the index.
+func (g *Graph) Close() error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if err := g.db.Flush(); err != nil {
+		g.db.Close()
+		return fmt.Errorf("refgraph: flush: %w", err)
+	}
+	return g.db.Close()
+}
+
+// get returns a copy of the value at key, or ErrNotFound.
+func (g *Graph) get(key []byte) ([]byte, error) {
+	return getFrom(g.db, key)
+}
+
+type getter interface {
+	Get(key []byte) ([]byte, io.Closer, error)
+}
+
+func getFrom(r getter, key []byte) ([]byte, error) {
+	v, closer, err := r.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("refgraph: get %q: %w", key, err)
+	}
+	defer closer.Close()
+	return bytes.Clone(v), nil
+}
+
+func (g *Graph) has(key []byte) (bool, error) {
+	_, err := g.get(key)
+	if errors.Is(err, ErrNotFound) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// txn is one atomic change: an indexed batch (reads see its own writes)
+// plus the counters it moves.
+type txn struct {
+	b     *pebble.Batch
+	stats Stats
+}
+
+func (t *txn) get(key []byte) ([]byte, error) { return getFrom(t.b, key) }
+
+func (t *txn) has(key []byte) (bool, error) {
+	_, err := t.get(key)
+	if errors.Is(err, ErrNotFound) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+func (t *txn) set(key, value []byte) error {
+	if err := t.b.Set(key, value, nil); err != nil {
+		return fmt.Errorf("refgraph: set %q: %w", key, err)
+	}
+	return nil
+}
+
+func (t *txn) del(key []byte) error {
+	if err := t.b.Delete(key, nil); err != nil {
+		return fmt.Errorf("refgraph: delete %q: %w", key, err)
+	}
+	return nil
+}
+
+// update runs fn in one batch and commits it durably.
+func (g *Graph) update(fn func(t *txn) error) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	t := &txn{b: g.db.NewIndexedBatch(), stats: g.stats}
+	defer t.b.Close()
+	if err := fn(t); err != nil {
+		return err
+	}
+	if t.stats != g.stats {
+		st, err := json.Marshal(t.stats)
+		if err != nil {
+			return err
+		}
+		if err := t.set([]byte(keyStats), st); err != nil {
+			return err
+		}
+	}
+	if err := t.b.Commit(pebble.Sync); err != nil {
+		return fmt.Errorf("refgraph: commit: %w", err)
+	}
+	g.stats = t.stats
+	return nil
+}
+
+// Stats returns the committed counters.
+func (g *Graph) Stats() Stats {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.stats
+}
+
+// HasChunk reports whether the chunk is indexed (so a push can skip it).
+func (g *Graph) HasChunk(id chunkstore.ID) (bool, error) { return g.has(chunkKey(id)) }
+
+// Chunk returns the index record of a chunk.
+func (g *Graph) Chunk(id chunkstore.ID) (Chunk, error) {
+	v, err := g.get(chunkKey(id))
+	if err != nil {
+		return Chunk{}, fmt.Errorf("chunk %s: %w", id, err)
+	}
+	return decodeChunk(id, v)
+}
+
+// Blob returns the index record of a blob, wherever it is linked.
+func (g *Graph) Blob(d digest.Digest) (Blob, error) {
+	v, err := g.get(blobKey(d))
+	if err != nil {
+		return Blob{}, fmt.Errorf("blob %s: %w", d, err)
+	}
+	bv, err := decodeBlob(v)
+	if err != nil {
+		return Blob{}, fmt.Errorf("blob %s: %w", d, err)
+	}
+	return Blob{Digest: d, Size: bv.size, Refs: bv.refs, Chunks: bv.chunks}, nil
+}
+
+// Linked reports whether repo may read blob d (pushed or mounted there).
+func (g *Graph) Linked(repo string, d digest.Digest) (bool, error) { return g.has(linkKey(repo, d)) }
+
+// CommitBlob indexes a blob written to the chunk store and links it into
+// repo. chunks is what chunkstore.Store.Write returned: chunks with a
+// location were written by this push, the others were found indexed. If
+// the blob is indexed already (a concurrent push of the same bytes), the
+// chunks written here are left unindexed for repacking to reclaim.
+// ErrChunkMissing means a deduplicated chunk vanished meanwhile: write the
+// blob again.
+func (g *Graph) CommitBlob(repo string, d digest.Digest, size int64, chunks []chunkstore.Chunk) error {
+	return g.update(func(t *txn) error {
+		if err := t.ensureBlob(d, size, chunks); err != nil {
+			return err
+		}
+		return t.link(linkKey(repo, d), repo, d)
+	})
+}
+
+// ensureBlob creates the blob record if absent, moving chunk and pack
+// counters.
+func (t *txn) ensureBlob(d digest.Digest, size int64, chunks []chunkstore.Chunk) error {
+	exists, err := t.has(blobKey(d))
+	if err != nil {
+		return err
+	}
+	packs := map[string]*Pack{}
+	pack := func(name string) (*Pack, error) {
+		if p, ok := packs[name]; ok {
+			return p, nil
+		}
+		p := &Pack{Name: name}
+		v, err := t.get(packKey(name))
+		switch {
+		case errors.Is(err, ErrNotFound):
+			t.stats.Packs++
+		case err != nil:
+			return nil, err
+		default:
+			if *p, err = decodePack(name, v); err != nil {
+				return nil, err
+			}
+		}
+		packs[name] = p
+		return p, nil
+	}
+	// Every chunk written by this push adds to its pack's total, once (a
+	// chunk repeated within a blob is written once and shares its location).
+	seen := map[chunkstore.Location]bool{}
+	for _, c := range chunks {
+		if c.Loc == nil || seen[*c.Loc] {
+			continue
+		}
+		seen[*c.Loc] = true
+		p, err := pack(c.Loc.Pack)
+		if err != nil {
+			return err
+		}
+		p.TotalBytes += int64(c.Loc.StoredLen)
+		t.stats.PackBytes += int64(c.Loc.StoredLen)
+	}
+	if !exists && chunks == nil && size != 0 {
+		return fmt.Errorf("blob %s: %w", d, ErrNotFound)
+	}
+	if !exists {
+		refs := make([]ChunkRef, len(chunks))
+		for i, c := range chunks {
+			refs[i] = ChunkRef{ID: c.ID, RawLen: c.RawLen}
+			key := chunkKey(c.ID)
+			v, err := t.get(key)
+			var rec Chunk
+			switch {
+			case errors.Is(err, ErrNotFound):
+				if c.Loc == nil {
+					return fmt.Errorf("blob %s chunk %s: %w", d, c.ID, ErrChunkMissing)
+				}
+				rec = Chunk{ID: c.ID, Loc: *c.Loc}
+				p, err := pack(c.Loc.Pack)
+				if err != nil {
+					return err
+				}
+				p.LiveBytes += int64(c.Loc.StoredLen)
+				p.LiveChunks++
+				t.stats.Chunks++
+				t.stats.ChunkRawBytes += int64(c.Loc.RawLen)
+				t.stats.LiveStoredBytes += int64(c.Loc.StoredLen)
+			case err != nil:
+				return err
+			default:
+				if rec, err = decodeChunk(c.ID, v); err != nil {
+					return err
+				}
+			}
+			rec.Refs++
+			if err := t.set(key, encodeChunk(rec)); err != nil {
+				return err
+			}
+		}
+		if err := t.set(blobKey(d), blobValue{size: size, chunks: refs}.encode()); err != nil {
+			return err
+		}
+		t.stats.Blobs++
+		t.stats.LogicalBytes += size
+	}
+	for name, p := range packs {
+		if err := t.set(packKey(name), encodePack(*p)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// addBlobRefs moves a blob's reference count by delta.
+func (t *txn) addBlobRefs(d digest.Digest, delta int64) error {
+	v, err := t.get(blobKey(d))
+	if err != nil {
+		return fmt.Errorf("blob %s: %w", d, err)
+	}
+	bv, err := decodeBlob(v)
+	if err != nil {
+		return err
+	}
+	bv.refs += delta
+	if bv.refs < 0 {
+		return fmt.Errorf("refgraph: blob %s: refcount below zero", d)
+	}
+	return t.set(blobKey(d), bv.encode())
+}
+
+// link sets a link key (blob or manifest) if absent, counting it once.
+func (t *txn) link(key []byte, repo string, d digest.Digest) error {
+	ok, err := t.has(key)
+	if err != nil || ok {
+		return err
+	}
+	if err := t.set(key, nil); err != nil {
+		return err
+	}
+	if err := t.ensureRepo(repo); err != nil {
+		return err
+	}
+	return t.addBlobRefs(d, 1)
+}
+
+func (t *txn) unlink(key []byte, d digest.Digest) error {
+	ok, err := t.has(key)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return fmt.Errorf("%s: %w", d, ErrNotFound)
+	}
+	if err := t.del(key); err != nil {
+		return err
+	}
+	return t.addBlobRefs(d, -1)
+}
+
+func (t *txn) ensureRepo(repo string) error {
+	ok, err := t.has(repoKey(repo))
+	if err != nil || ok {
+		return err
+	}
+	t.stats.Repos++
+	return t.set(repoKey(repo), nil)
+}
+
+// LinkBlob makes an indexed blob readable in repo (a cross-repository
+// mount). ErrNotFound if the blob is not indexed.
+func (g *Graph) LinkBlob(repo string, d digest.Digest) error {
+	return g.update(func(t *txn) error { return t.link(linkKey(repo, d), repo, d) })
+}
+
+// UnlinkBlob removes repo's link to a blob. ErrNotFound if not linked.
+func (g *Graph) UnlinkBlob(repo string, d digest.Digest) error {
+	return g.update(func(t *txn) error { return t.unlink(linkKey(repo, d), d) })
+}
+
+// RepoExists reports whether anything was ever pushed to repo.
+func (g *Graph) RepoExists(repo string) (bool, error) { return g.has(repoKey(repo)) }
+
+// Manifest is what the index keeps of a manifest linked into a repository.
+type Manifest struct {
+	Digest       digest.Digest     `json:"-"`
+	MediaType    string            `json:"mt"`
+	Size         int64             `json:"s"`
+	Subject      digest.Digest     `json:"sub,omitempty"`
+	ArtifactType string            `json:"at,omitempty"`
+	Annotations  map[string]string `json:"an,omitempty"`
+	Pushed       time.Time         `json:"t"`
+}
+
+// PutManifest stores a manifest in repo in one batch: its blob record
+// (created from chunks if new), the repo's link to it, the tag (if not
+// empty) and, if it has a subject, its entry in the subject's referrers.
+func (g *Graph) PutManifest(repo string, m Manifest, tag string, chunks []chunkstore.Chunk) error {
+	return g.update(func(t *txn) error {
+		if err := t.ensureBlob(m.Digest, m.Size, chunks); err != nil {
+			return err
+		}
+		key := manKey(repo, m.Digest)
+		if err := t.link(key, repo, m.Digest); err != nil {
+			return err
+		}
+		mv, err := json.Marshal(m)
+		if err != nil {
+			return err
+		}
+		if err := t.set(key, mv); err != nil {
+			return err
+		}
+		if tag != "" {
+			tv, err := json.Marshal(tagValue{Digest: m.Digest, Pushed: m.Pushed})
+			if err != nil {
+				return err
+			}
+			if err := t.set(tagKey(repo, tag), tv); err != nil {
+				return err
+			}
+		}
+		if m.Subject != "" {
+			desc, err := json.Marshal(referrerDescriptor(m))
+			if err != nil {
+				return err
+			}
+			return t.set(referKey(repo, m.Subject, m.Digest), desc)
+		}
+		return nil
+	})
+}
+
+func referrerDescriptor(m Manifest) ocispec.Descriptor {
+	return ocispec.Descriptor{
+		MediaType:    m.MediaType,
+		Digest:       m.Digest,
+		Size:         m.Size,
+		ArtifactType: m.ArtifactType,
+		Annotations:  m.Annotations,
+	}
+}
+
+// Manifest returns the manifest d as linked into repo.
+func (g *Graph) Manifest(repo string, d digest.Digest) (Manifest, error) {
+	v, err := g.get(manKey(repo, d))
+	if err != nil {
+		return Manifest{}, fmt.Errorf("manifest %s: %w", d, err)
+	}
+	m := Manifest{Digest: d}
+	if err := json.Unmarshal(v, &m); err != nil {
+		return m, fmt.Errorf("refgraph: manifest %s: %w", d, err)
+	}
+	return m, nil
+}
+
+// ResolveTag returns the digest tag points at in repo.
+func (g *Graph) ResolveTag(repo, tag string) (digest.Digest, error) {
+	v, err := g.get(tagKey(repo, tag))
+	if err != nil {
+		return "", fmt.Errorf("tag %s: %w", tag, err)
+	}
+	var tv tagValue
+	if err := json.Unmarshal(v, &tv); err != nil {
+		return "", fmt.Errorf("refgraph: tag %s: %w", tag, err)
+	}
+	return tv.Digest, nil
+}
+
+// DeleteTag removes a tag; the manifest stays.
+func (g *Graph) DeleteTag(repo, tag string) error {
+	return g.update(func(t *txn) error {
+		ok, err := t.has(tagKey(repo, tag))
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return fmt.Errorf("tag %s: %w", tag, ErrNotFound)
+		}
+		return t.del(tagKey(repo, tag))
+	})
+}
+
+// DeleteManifest unlinks manifest d from repo, with every tag of repo
+// that points at it and its referrers entry.
+func (g *Graph) DeleteManifest(repo string, d digest.Digest) error {
+	return g.update(func(t *txn) error {
+		v, err := t.get(manKey(repo, d))
+		if err != nil {
+			return fmt.Errorf("manifest %s: %w", d, err)
+		}
+		var m Manifest
+		if err := json.Unmarshal(v, &m); err != nil {
+			return fmt.Errorf("refgraph: manifest %s: %w", d, err)
+		}
+		if err := t.unlink(manKey(repo, d), d); err != nil {
+			return err
+		}
+		if m.Subject != "" {
+			if err := t.del(referKey(repo, m.Subject, d)); err != nil {
+				return err
+			}
+		}
+		prefix := tagPrefix(repo)
+		it, err := t.b.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+		if err != nil {
+			return err
+		}
+		var dead [][]byte
+		for it.First(); it.Valid(); it.Next() {
+			var tv tagValue
+			if err := json.Unmarshal(it.Value(), &tv); err != nil {
+				it.Close()
+				return fmt.Errorf("refgraph: tag %q: %w", it.Key(), err)
+			}
+			if tv.Digest == d {
+				dead = append(dead, bytes.Clone(it.Key()))
+			}
+		}
+		if err := it.Close(); err != nil {
+			return err
+		}
+		for _, k := range dead {
+			if err := t.del(k); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// scan calls fn for each key under prefix greater than prefix+after, in
+// order, until fn returns false.
+func (g *Graph) scan(prefix []byte, after string, fn func(key, value []byte) (bool, error)) error {
+	lower := prefix
+	if after != "" {
+		lower = append(bytes.Clone(prefix), after...)
+		lower = append(lower, 0) // strictly after
+	}
+	it, err := g.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: prefixEnd(prefix)})
+	if err != nil {
+		return fmt.Errorf("refgraph: iterate: %w", err)
+	}
+	for it.First(); it.Valid(); it.Next() {
+		more, err := fn(it.Key(), it.Value())
+		if err != nil {
+			it.Close()
+			return err
+		}
+		if !more {
+			break
+		}
+	}
+	return it.Close()
+}
+
+// list returns up to n names (all if n < 0) under prefix after last, and
+// whether more follow.
+func (g *Graph) list(prefix []byte, last string, n int) ([]string, bool, error) {
+	var out []string
+	more := false
+	err := g.scan(prefix, last, func(k, _ []byte) (bool, error) {
+		if n >= 0 && len(out) == n {
+			more = true
+			return false, nil
+		}
+		out = append(out, string(k[len(prefix):]))
+		return true, nil
+	})
+	return out, more, err
+}
+
+// Tags lists repo's tags in lexical order after last, at most n (n < 0:
+// all), and whether more follow.
+func (g *Graph) Tags(repo, last string, n int) ([]string, bool, error) {
+	return g.list(tagPrefix(repo), last, n)
+}
+
+// Repos lists repositories in lexical order after last, at most n.
+func (g *Graph) Repos(last string, n int) ([]string, bool, error) {
+	return g.list([]byte(prefixRepo), last, n)
+}
+
+// Referrers lists the manifests in repo whose subject is d.
+func (g *Graph) Referrers(repo string, d digest.Digest) ([]ocispec.Descriptor, error) {
+	out := []ocispec.Descriptor{}
+	err := g.scan(referPrefix(repo, d), "", func(_, v []byte) (bool, error) {
+		var desc ocispec.Descriptor
+		if err := json.Unmarshal(v, &desc); err != nil {
+			return false, fmt.Errorf("refgraph: referrer of %s: %w", d, err)
+		}
+		out = append(out, desc)
+		return true, nil
+	})
+	return out, err
+}
+
+// Packs calls fn for each pack record.
+func (g *Graph) Packs(fn func(Pack) error) error {
+	prefix := []byte(prefixPack)
+	return g.scan(prefix, "", func(k, v []byte) (bool, error) {
+		p, err := decodePack(string(k[len(prefix):]), v)
+		if err != nil {
+			return false, err
+		}
+		return true, fn(p)
+	})
+}
+
+// pebbleLogger sends Pebble's messages to slog.
+type pebbleLogger struct{ log *slog.Logger }
+
+func (l pebbleLogger) Infof(format string, args ...any) {
+	l.log.Debug(fmt.Sprintf(format, args...), "component", "pebble")
+}
+func (l pebbleLogger) Errorf(format string, args ...any) {
+	l.log.Error(fmt.Sprintf(format, args...), "component", "pebble")
+}
+func (l pebbleLogger) Fatalf(format string, args ...any) {
+	l.log.Error(fmt.Sprintf(format, args...), "component", "pebble")
+	panic(fmt.Sprintf(format, args...))
+}

@@ -1,0 +1,340 @@
+// Package registry is the registry service behind the HTTP API: it owns
+// upload sessions (spooled to disk), manifest validation, and the order of
+// writes (chunks durable in packs, then the index batch, then the spool
+// removed). It glues refgraph (names and counts), chunkstore (bytes) and
+// assembler (reads); ocihttp calls it and speaks only HTTP.
+package registry
+
+import (
+	"bytes"
+	"context"
+	_ "crypto/sha256" // digest algorithms offered by go-digest
+	_ "crypto/sha512"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/chunkyard/chunkyard/assembler"
+	"github.com/chunkyard/chunkyard/chunkstore"
+	"github.com/chunkyard/chunkyard/refgraph"
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// Options configure a Service.
+type Options struct {
+	UploadDir       string        // spool for upload sessions
+	UploadTTL       time.Duration // idle sessions older than this expire; default 24h
+	MaxManifestSize int64         // default 4 MiB
+	Logger          *slog.Logger
+}
+
+// Service implements the registry operations over the index and the store.
+type Service struct {
+	graph   *refgraph.Graph
+	store   *chunkstore.Store
+	asm     *assembler.Assembler
+	uploads *uploads
+	maxMan  int64
+	log     *slog.Logger
+}
+
+// New returns a Service. It does not own graph and store: the caller closes
+// them after the service is done.
+func New(graph *refgraph.Graph, store *chunkstore.Store, opts Options) (*Service, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.UploadTTL <= 0 {
+		opts.UploadTTL = 24 * time.Hour
+	}
+	if opts.MaxManifestSize <= 0 {
+		opts.MaxManifestSize = 4 << 20
+	}
+	up, err := newUploads(opts.UploadDir, opts.UploadTTL, opts.Logger)
+	if err != nil {
+		return nil, err
+	}
+	return &Service{
+		graph:   graph,
+		store:   store,
+		asm:     assembler.New(graph, store, 0, opts.Logger),
+		uploads: up,
+		maxMan:  opts.MaxManifestSize,
+		log:     opts.Logger,
+	}, nil
+}
+
+// Run expires idle upload sessions until ctx is done.
+func (s *Service) Run(ctx context.Context) {
+	tick := time.NewTicker(min(s.uploads.ttl/4, 10*time.Minute))
+	defer tick.Stop()
+	for {
+		s.uploads.expire(time.Now())
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+func checkDigest(d digest.Digest) error {
+	if err := d.Validate(); err != nil {
+		return fmt.Errorf("%w: %q: %v", ErrDigestInvalid, d, err)
+	}
+	return nil
+}
+
+// StatBlob returns the size of blob d as seen from repo.
+func (s *Service) StatBlob(ctx context.Context, repo string, d digest.Digest) (int64, error) {
+	b, err := s.linkedBlob(repo, d)
+	return b.Size, err
+}
+
+// linkedBlob returns blob d if repo may read it: a blob link or a manifest.
+func (s *Service) linkedBlob(repo string, d digest.Digest) (refgraph.Blob, error) {
+	if err := checkDigest(d); err != nil {
+		return refgraph.Blob{}, err
+	}
+	ok, err := s.graph.Linked(repo, d)
+	if err != nil {
+		return refgraph.Blob{}, err
+	}
+	if !ok {
+		if _, err := s.graph.Manifest(repo, d); err != nil {
+			return refgraph.Blob{}, notFound(err, ErrBlobUnknown, d)
+		}
+	}
+	b, err := s.graph.Blob(d)
+	return b, notFound(err, ErrBlobUnknown, d)
+}
+
+// notFound maps the index's ErrNotFound to class, passing other errors on.
+func notFound(err, class error, what any) error {
+	if errors.Is(err, refgraph.ErrNotFound) {
+		return fmt.Errorf("%w: %v", class, what)
+	}
+	return err
+}
+
+// OpenBlob returns a reader of length bytes of blob d from off, and the
+// blob's size. length < 0 means to the end.
+func (s *Service) OpenBlob(ctx context.Context, repo string, d digest.Digest, off, length int64) (io.ReadCloser, int64, error) {
+	b, err := s.linkedBlob(repo, d)
+	if err != nil {
+		return nil, 0, err
+	}
+	if length < 0 {
+		length = b.Size - off
+	}
+	if off < 0 || length < 0 || off+length > b.Size {
+		return nil, b.Size, fmt.Errorf("%w: %d+%d of %d bytes", ErrRangeInvalid, off, length, b.Size)
+	}
+	r, err := s.asm.Open(ctx, assembler.Blob{Digest: d, Size: b.Size, Chunks: b.Chunks}, off, length)
+	return r, b.Size, err
+}
+
+// DeleteBlob removes repo's link to blob d.
+func (s *Service) DeleteBlob(ctx context.Context, repo string, d digest.Digest) error {
+	if err := checkDigest(d); err != nil {
+		return err
+	}
+	return notFound(s.graph.UnlinkBlob(repo, d), ErrBlobUnknown, d)
+}
+
+// MountBlob links blob d into repo if from (or, with from empty, any
+// repository) has it. ErrBlobUnknown means the caller should upload.
+func (s *Service) MountBlob(ctx context.Context, repo, from string, d digest.Digest) error {
+	if err := checkDigest(d); err != nil {
+		return err
+	}
+	if from != "" {
+		if err := ValidateName(from); err != nil {
+			return err
+		}
+		if _, err := s.linkedBlob(from, d); err != nil {
+			return err
+		}
+	}
+	return notFound(s.graph.LinkBlob(repo, d), ErrBlobUnknown, d)
+}
+
+// StartUpload opens an upload session in repo and returns its id.
+func (s *Service) StartUpload(ctx context.Context, repo string) (string, error) {
+	sess, err := s.uploads.start(repo)
+	if err != nil {
+		return "", err
+	}
+	return sess.id, nil
+}
+
+// UploadStatus returns how many bytes session id holds.
+func (s *Service) UploadStatus(ctx context.Context, repo, id string) (int64, error) {
+	sess, err := s.uploads.get(repo, id)
+	if err != nil {
+		return 0, err
+	}
+	defer sess.mu.Unlock()
+	return sess.size, nil
+}
+
+// AppendUpload appends r to session id; offset >= 0 must be the session's
+// current size. It returns the new size.
+func (s *Service) AppendUpload(ctx context.Context, repo, id string, offset int64, r io.Reader) (int64, error) {
+	sess, err := s.uploads.get(repo, id)
+	if err != nil {
+		return 0, err
+	}
+	defer sess.mu.Unlock()
+	err = s.uploads.append(ctx, sess, offset, r)
+	return sess.size, err
+}
+
+// CancelUpload drops session id.
+func (s *Service) CancelUpload(ctx context.Context, repo, id string) error {
+	sess, err := s.uploads.get(repo, id)
+	if err != nil {
+		return err
+	}
+	defer sess.mu.Unlock()
+	s.uploads.finish(sess)
+	return nil
+}
+
+// FinishUpload appends r (may be empty) with the given Content-Range start
+// (offset < 0: unchecked), checks the whole upload against d, and commits
+// it as blob d of repo. The session ends whether or not this succeeds,
+// unless the error is ErrRangeInvalid.
+func (s *Service) FinishUpload(ctx context.Context, repo, id string, d digest.Digest, offset int64, r io.Reader) error {
+	if err := checkDigest(d); err != nil {
+		return err
+	}
+	sess, err := s.uploads.get(repo, id)
+	if err != nil {
+		return err
+	}
+	defer sess.mu.Unlock()
+	if err := s.uploads.append(ctx, sess, offset, r); err != nil {
+		return err
+	}
+	defer s.uploads.finish(sess)
+	got, err := sess.digest(d.Algorithm())
+	if err != nil {
+		return err
+	}
+	if got != d {
+		return fmt.Errorf("%w: upload is %s, client said %s", ErrDigestInvalid, got, d)
+	}
+	f, err := os.Open(sess.path)
+	if err != nil {
+		return fmt.Errorf("registry: upload %s: %w", id, err)
+	}
+	defer f.Close()
+	return s.commit(ctx, repo, d, sess.size, f)
+}
+
+// digest returns the digest of the session's bytes with algo, from the
+// running hash if it has one.
+func (sess *session) digest(algo digest.Algorithm) (digest.Digest, error) {
+	if algo == digest.SHA256 && sess.h != nil {
+		return digest.NewDigestFromBytes(algo, sess.h.Sum(nil)), nil
+	}
+	if !algo.Available() {
+		return "", fmt.Errorf("%w: digest algorithm %q", ErrDigestInvalid, algo)
+	}
+	f, err := os.Open(sess.path)
+	if err != nil {
+		return "", fmt.Errorf("registry: upload %s: %w", sess.id, err)
+	}
+	defer f.Close()
+	return algo.FromReader(f)
+}
+
+// commit stores the verified content of blob d (size bytes from r) and
+// links it into repo: chunks durable first, then the index batch.
+func (s *Service) commit(ctx context.Context, repo string, d digest.Digest, size int64, r io.ReadSeeker) error {
+	if _, err := s.graph.Blob(d); err == nil {
+		return s.graph.LinkBlob(repo, d)
+	}
+	for attempt := 0; ; attempt++ {
+		chunks, n, err := s.store.Write(ctx, r, s.knownChunk)
+		if err != nil {
+			return fmt.Errorf("registry: store blob %s: %w", d, err)
+		}
+		if n != size {
+			return fmt.Errorf("registry: blob %s: stored %d bytes of %d", d, n, size)
+		}
+		err = s.graph.CommitBlob(repo, d, size, chunks)
+		if !errors.Is(err, refgraph.ErrChunkMissing) || attempt > 0 {
+			return err
+		}
+		// A chunk we deduplicated against was reclaimed meanwhile: write
+		// the blob again.
+		if _, err := r.Seek(0, io.SeekStart); err != nil {
+			return err
+		}
+	}
+}
+
+func (s *Service) knownChunk(id chunkstore.ID) bool {
+	ok, err := s.graph.HasChunk(id)
+	if err != nil {
+		s.log.Warn("chunk lookup failed; storing the chunk again", "chunk", id, "err", err)
+	}
+	return ok
+}
+
+// Catalog lists repositories after last, at most n (n < 0: all).
+func (s *Service) Catalog(ctx context.Context, last string, n int) ([]string, bool, error) {
+	return s.graph.Repos(last, n)
+}
+
+// Tags lists repo's tags after last, at most n (n < 0: all).
+func (s *Service) Tags(ctx context.Context, repo, last string, n int) ([]string, bool, error) {
+	ok, err := s.graph.RepoExists(repo)
+	if err != nil {
+		return nil, false, err
+	}
+	if !ok {
+		return nil, false, fmt.Errorf("%w: %s", ErrNameUnknown, repo)
+	}
+	return s.graph.Tags(repo, last, n)
+}
+
+// Referrers lists the manifests in repo whose subject is d, filtered by
+// artifactType if not empty.
+func (s *Service) Referrers(ctx context.Context, repo string, d digest.Digest, artifactType string) ([]ocispec.Descriptor, error) {
+	if err := checkDigest(d); err != nil {
+		return nil, err
+	}
+	all, err := s.graph.Referrers(repo, d)
+	if err != nil || artifactType == "" {
+		return all, err
+	}
+	out := all[:0]
+	for _, desc := range all {
+		if desc.ArtifactType == artifactType {
+			out = append(out, desc)
+		}
+	}
+	return out, nil
+}
+
+// readAll reads a whole small blob (a manifest).
+func (s *Service) readAll(ctx context.Context, b refgraph.Blob) ([]byte, error) {
+	r, err := s.asm.Open(ctx, assembler.Blob{Digest: b.Digest, Size: b.Size, Chunks: b.Chunks}, 0, b.Size)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	var buf bytes.Buffer
+	buf.Grow(int(b.Size))
+	if _, err := io.Copy(&buf, r); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}

@@ -1,0 +1,214 @@
+package registry
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+)
+
+// uploads spools blob upload sessions to disk, one file per session
+// (<dir>/<id>) with a small sidecar (<dir>/<id>.json) naming its repository,
+// so a session survives a restart and is never held in memory.
+type uploads struct {
+	dir string
+	ttl time.Duration
+	log *slog.Logger
+
+	mu       sync.Mutex
+	sessions map[string]*session // open in this process
+}
+
+// session is one upload. Its mutex serialises the requests that touch it.
+type session struct {
+	mu   sync.Mutex
+	id   string
+	repo string
+	path string
+	size int64
+	// sha256 of the bytes so far, while they arrived in order in this
+	// process; nil after a restart (then the file is hashed at commit).
+	h    hash.Hash
+	done bool
+}
+
+type sessionMeta struct {
+	Repo    string    `json:"repo"`
+	Started time.Time `json:"started"`
+}
+
+func newUploads(dir string, ttl time.Duration, log *slog.Logger) (*uploads, error) {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, fmt.Errorf("uploads: %w", err)
+	}
+	return &uploads{dir: dir, ttl: ttl, log: log, sessions: map[string]*session{}}, nil
+}
+
+func newID() string {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err) // crypto/rand never fails on Linux
+	}
+	return hex.EncodeToString(b[:])
+}
+
+// validID accepts only ids this package makes, so an id is a safe file name.
+func validID(id string) bool {
+	if len(id) != 32 {
+		return false
+	}
+	_, err := hex.DecodeString(id)
+	return err == nil && strings.ToLower(id) == id
+}
+
+// start opens a new empty session for repo.
+func (u *uploads) start(repo string) (*session, error) {
+	s := &session{id: newID(), repo: repo, h: sha256.New()}
+	s.path = filepath.Join(u.dir, s.id)
+	meta, err := json.Marshal(sessionMeta{Repo: repo, Started: time.Now().UTC()})
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(s.path+".json", meta, 0o640); err != nil {
+		return nil, fmt.Errorf("uploads: start: %w", err)
+	}
+	f, err := os.OpenFile(s.path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o640)
+	if err != nil {
+		return nil, fmt.Errorf("uploads: start: %w", err)
+	}
+	f.Close()
+	u.mu.Lock()
+	u.sessions[s.id] = s
+	u.mu.Unlock()
+	return s, nil
+}
+
+// get returns the session id of repo, locked; the caller unlocks it.
+func (u *uploads) get(repo, id string) (*session, error) {
+	if !validID(id) {
+		return nil, fmt.Errorf("%w: %q", ErrBlobUploadUnknown, id)
+	}
+	u.mu.Lock()
+	s, ok := u.sessions[id]
+	if !ok {
+		// Opened before a restart: find it on disk.
+		meta, err := os.ReadFile(filepath.Join(u.dir, id+".json"))
+		var m sessionMeta
+		if err == nil {
+			err = json.Unmarshal(meta, &m)
+		}
+		fi, statErr := os.Stat(filepath.Join(u.dir, id))
+		if err != nil || statErr != nil {
+			u.mu.Unlock()
+			return nil, fmt.Errorf("%w: %s", ErrBlobUploadUnknown, id)
+		}
+		s = &session{id: id, repo: m.Repo, path: filepath.Join(u.dir, id), size: fi.Size()}
+		u.sessions[id] = s
+	}
+	u.mu.Unlock()
+	s.mu.Lock()
+	if s.done || s.repo != repo {
+		s.mu.Unlock()
+		return nil, fmt.Errorf("%w: %s", ErrBlobUploadUnknown, id)
+	}
+	return s, nil
+}
+
+// append writes r at the end of the session. If offset >= 0 it must equal
+// the current size (a Content-Range start), else ErrRangeInvalid.
+func (u *uploads) append(ctx context.Context, s *session, offset int64, r io.Reader) error {
+	if offset >= 0 && offset != s.size {
+		return fmt.Errorf("%w: upload %s is at %d, chunk starts at %d", ErrRangeInvalid, s.id, s.size, offset)
+	}
+	f, err := os.OpenFile(s.path, os.O_WRONLY, 0)
+	if err != nil {
+		return fmt.Errorf("uploads: %s: %w", s.id, err)
+	}
+	defer f.Close()
+	if _, err := f.Seek(s.size, io.SeekStart); err != nil {
+		return fmt.Errorf("uploads: %s: %w", s.id, err)
+	}
+	var w io.Writer = f
+	if s.h != nil {
+		w = io.MultiWriter(f, s.h)
+	}
+	n, err := io.Copy(w, ctxReader{ctx, r})
+	if err != nil {
+		// The bytes written may be partial: drop them so the session stays
+		// at a known size, and forget the running hash.
+		f.Truncate(s.size)
+		s.h = nil
+		return fmt.Errorf("uploads: %s: %w", s.id, err)
+	}
+	s.size += n
+	return nil
+}
+
+// finish removes the session's files; the session can no longer be used.
+func (u *uploads) finish(s *session) {
+	s.done = true
+	u.mu.Lock()
+	delete(u.sessions, s.id)
+	u.mu.Unlock()
+	for _, p := range []string{s.path, s.path + ".json"} {
+		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			u.log.Warn("removing upload file", "path", p, "err", err)
+		}
+	}
+}
+
+// expire removes sessions untouched for longer than the TTL.
+func (u *uploads) expire(now time.Time) {
+	entries, err := os.ReadDir(u.dir)
+	if err != nil {
+		u.log.Warn("listing uploads", "err", err)
+		return
+	}
+	for _, e := range entries {
+		id := strings.TrimSuffix(e.Name(), ".json")
+		if !validID(id) || e.Name() != id {
+			continue
+		}
+		fi, err := e.Info()
+		if err != nil || now.Sub(fi.ModTime()) < u.ttl {
+			continue
+		}
+		u.mu.Lock()
+		s, open := u.sessions[id]
+		u.mu.Unlock()
+		if open {
+			if !s.mu.TryLock() {
+				continue // in use right now
+			}
+			u.finish(s)
+			s.mu.Unlock()
+		} else {
+			u.finish(&session{id: id, path: filepath.Join(u.dir, id)})
+		}
+		u.log.Info("expired upload session", "id", id, "idle", now.Sub(fi.ModTime()).Round(time.Second))
+	}
+}
+
+// ctxReader stops a copy when ctx is done.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
