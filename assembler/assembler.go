@@ -11,6 +11,7 @@ import (
 	"hash"
 	"io"
 	"log/slog"
+	"sync"
 
 	"github.com/chunkyard/chunkyard/chunkstore"
 	"github.com/chunkyard/chunkyard/refgraph"
@@ -44,6 +45,7 @@ type Assembler struct {
 	chunks   ChunkReader
 	log      *slog.Logger
 	prefetch int
+	bufs     sync.Pool // *[]byte chunk buffers, handed back by readers
 }
 
 // New returns an assembler reading chunk locations from loc and chunk
@@ -68,7 +70,7 @@ func (a *Assembler) Open(ctx context.Context, b Blob, off, length int64) (io.Rea
 	if off < 0 || length < 0 || off+length > b.Size {
 		return nil, fmt.Errorf("assembler: range %d+%d outside blob %s of %d bytes", off, length, b.Digest, b.Size)
 	}
-	r := &reader{blob: b, off: off, remaining: length}
+	r := &reader{blob: b, off: off, remaining: length, bufs: &a.bufs}
 	if off == 0 && length == b.Size {
 		if err := b.Digest.Validate(); err != nil {
 			return nil, fmt.Errorf("assembler: %w", err)
@@ -89,8 +91,12 @@ func (a *Assembler) Open(ctx context.Context, b Blob, off, length int64) (io.Rea
 	return r, nil
 }
 
+// bufRound is the granularity of pooled chunk buffers.
+const bufRound = 1 << 20
+
 type result struct {
 	data []byte
+	buf  *[]byte // data's buffer, to hand back to the pool
 	err  error
 }
 
@@ -104,14 +110,25 @@ func (a *Assembler) produce(ctx context.Context, b Blob, first int, end int64, o
 	}
 	for i := first; i < len(b.Chunks) && pos < end; i++ {
 		c := b.Chunks[i]
-		data, err := a.read(ctx, c)
+		buf, _ := a.bufs.Get().(*[]byte)
+		if buf == nil {
+			buf = new([]byte)
+		}
+		if cap(*buf) < int(c.RawLen) {
+			// Round up so that a pooled buffer fits most later chunks.
+			*buf = make([]byte, 0, (int(c.RawLen)+bufRound-1)/bufRound*bufRound)
+		}
+		data, err := a.read(ctx, c, *buf)
 		if err != nil {
 			err = fmt.Errorf("assembler: blob %s chunk %d: %w", b.Digest, i, err)
-			a.log.Error("chunk read failed", "blob", b.Digest, "chunk", c.ID, "err", err)
+			if ctx.Err() == nil {
+				a.log.Error("chunk read failed", "blob", b.Digest, "chunk", c.ID, "err", err)
+			}
 		}
 		select {
-		case out <- result{data, err}:
+		case out <- result{data, buf, err}:
 		case <-ctx.Done():
+			a.bufs.Put(buf)
 			return
 		}
 		if err != nil {
@@ -121,12 +138,12 @@ func (a *Assembler) produce(ctx context.Context, b Blob, first int, end int64, o
 	}
 }
 
-func (a *Assembler) read(ctx context.Context, c refgraph.ChunkRef) ([]byte, error) {
+func (a *Assembler) read(ctx context.Context, c refgraph.ChunkRef, dst []byte) ([]byte, error) {
 	rec, err := a.loc.Chunk(c.ID)
 	if err != nil {
 		return nil, err
 	}
-	data, err := a.chunks.ReadChunk(ctx, rec.Loc, c.ID, nil)
+	data, err := a.chunks.ReadChunk(ctx, rec.Loc, c.ID, dst)
 	if err != nil {
 		return nil, err
 	}
@@ -140,8 +157,10 @@ type reader struct {
 	blob      Blob
 	off       int64
 	remaining int64
-	skip      int64 // bytes to drop from the next chunk
-	buf       []byte
+	skip      int64   // bytes to drop from the next chunk
+	buf       []byte  // unread part of the current chunk
+	cur       *[]byte // the current chunk's pooled buffer
+	bufs      *sync.Pool
 	results   chan result
 	cancel    context.CancelFunc
 	verify    hash.Hash
@@ -153,6 +172,7 @@ func (r *reader) Read(p []byte) (int, error) {
 		return 0, r.err
 	}
 	for len(r.buf) == 0 {
+		r.release()
 		if r.remaining == 0 {
 			r.err = r.finish()
 			return 0, r.err
@@ -162,6 +182,7 @@ func (r *reader) Read(p []byte) (int, error) {
 			r.err = fmt.Errorf("assembler: blob %s ended %d bytes early: %w", r.blob.Digest, r.remaining, chunkstore.ErrCorrupt)
 			return 0, r.err
 		}
+		r.cur = res.buf
 		if res.err != nil {
 			r.err = res.err
 			return 0, r.err
@@ -193,9 +214,19 @@ func (r *reader) finish() error {
 	return io.EOF
 }
 
+// release hands the current chunk's buffer back to the pool.
+func (r *reader) release() {
+	if r.cur != nil {
+		r.bufs.Put(r.cur)
+		r.cur, r.buf = nil, nil
+	}
+}
+
 func (r *reader) Close() error {
 	r.cancel()
-	for range r.results { // let the producer exit
+	r.release()
+	for res := range r.results { // let the producer exit
+		r.bufs.Put(res.buf)
 	}
 	if r.err == nil {
 		r.err = errors.New("assembler: reader closed")
