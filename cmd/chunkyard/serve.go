@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os/signal"
 	"path/filepath"
 	"syscall"
@@ -28,6 +29,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	maxManifest := fs.Int64("max-manifest-size", 4<<20, "largest manifest accepted, in bytes")
 	shutdownTimeout := fs.Duration("shutdown-timeout", 60*time.Second, "how long in-flight requests may take to finish on SIGINT/SIGTERM")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	debugAddr := fs.String("debug-addr", "", "if set, serve Go's pprof profiles on this address (keep it on loopback)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -63,6 +65,20 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	bg, cancelBg := context.WithCancel(context.Background())
 	defer cancelBg()
 	go svc.Run(bg)
+
+	if *debugAddr != "" {
+		dln, err := net.Listen("tcp", *debugAddr)
+		if err != nil {
+			return fmt.Errorf("--debug-addr: %w", err)
+		}
+		mux := http.NewServeMux()
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		go http.Serve(dln, mux)
+		log.Info("serving pprof", "addr", dln.Addr().String())
+	}
 
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
