@@ -1,10 +1,12 @@
 package ocihttp_test
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -17,7 +19,11 @@ import (
 	"github.com/chunkyard/chunkyard/registry"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/static"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 )
 
@@ -156,6 +162,74 @@ func TestBlobIsolation(t *testing.T) {
 		resp.Body.Close()
 		if resp.StatusCode != want {
 			t.Errorf("HEAD blob in %s: %d, want %d", repo, resp.StatusCode, want)
+		}
+	}
+}
+
+// tarOf builds an uncompressed tar of the given files, in order.
+func tarOf(t *testing.T, files map[string][]byte, order ...string) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, name := range order {
+		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(files[name])), Typeflag: tar.TypeReg}); err != nil {
+			t.Fatal(err)
+		}
+		tw.Write(files[name])
+	}
+	tw.Close()
+	return buf.Bytes()
+}
+
+// TestSubLayerDedup pushes two images whose uncompressed layers differ in
+// one file: the chunks of the common files are stored once, and both
+// layers come back byte for byte.
+func TestSubLayerDedup(t *testing.T) {
+	reg := newTestRegistry(t)
+	rnd := rand.New(rand.NewPCG(1, 2))
+	files := map[string][]byte{}
+	for _, n := range []string{"a", "b", "c", "d"} {
+		files[n] = make([]byte, 4<<20)
+		for i := range files[n] {
+			files[n][i] = byte(rnd.Uint32())
+		}
+	}
+	files["new"] = []byte("a file only the rebuild has")
+	v1Tar := tarOf(t, files, "a", "b", "c", "d")
+	v2Tar := tarOf(t, files, "a", "b", "new", "c", "d")
+	var wantLayers [][]byte
+	for i, tb := range [][]byte{v1Tar, v2Tar} {
+		layer := static.NewLayer(tb, types.OCIUncompressedLayer)
+		img, err := mutate.AppendLayers(empty.Image, layer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := remote.Write(reg.ref(t, fmt.Sprintf("sub/app:v%d", i+1)), img); err != nil {
+			t.Fatal(err)
+		}
+		wantLayers = append(wantLayers, tb)
+	}
+	st := reg.graph.Stats()
+	if st.SharedChunks == 0 {
+		t.Fatalf("no chunk shared between the two layers: %+v", st)
+	}
+	// The second layer should cost little more than the new file and the
+	// chunks around it: well under half its size.
+	total := int64(len(v1Tar) + len(v2Tar))
+	if st.ChunkRawBytes > total*3/4 {
+		t.Fatalf("stored %d raw chunk bytes for %d bytes of layers: little dedup", st.ChunkRawBytes, total)
+	}
+	for i, want := range wantLayers {
+		img, err := remote.Image(reg.ref(t, fmt.Sprintf("sub/app:v%d", i+1)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		layers, err := img.Layers()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := layerBytes(t, layers[0]); !bytes.Equal(got, want) {
+			t.Fatalf("layer of v%d differs", i+1)
 		}
 	}
 }

@@ -35,8 +35,10 @@ type Graph struct {
 type Stats struct {
 	Repos           int64 `json:"repos"`
 	Blobs           int64 `json:"blobs"`
-	LogicalBytes    int64 `json:"logical_bytes"` // sum of blob sizes
+	LogicalBytes    int64 `json:"logical_bytes"` // sum of blob sizes, each blob once
+	LinkedBytes     int64 `json:"linked_bytes"`  // sum of blob sizes over repository links
 	Chunks          int64 `json:"chunks"`
+	SharedChunks    int64 `json:"shared_chunks"` // chunks referenced more than once
 	ChunkRawBytes   int64 `json:"chunk_raw_bytes"`
 	LiveStoredBytes int64 `json:"live_stored_bytes"` // stored bytes of indexed chunks
 	Packs           int64 `json:"packs"`
@@ -309,6 +311,9 @@ func (t *txn) ensureBlob(d digest.Digest, size int64, chunks []chunkstore.Chunk)
 				}
 			}
 			rec.Refs++
+			if rec.Refs == 2 {
+				t.stats.SharedChunks++
+			}
 			if err := t.set(key, encodeChunk(rec)); err != nil {
 				return err
 			}
@@ -341,6 +346,7 @@ func (t *txn) addBlobRefs(d digest.Digest, delta int64) error {
 	if bv.refs < 0 {
 		return fmt.Errorf("refgraph: blob %s: refcount below zero", d)
 	}
+	t.stats.LinkedBytes += delta * bv.size
 	return t.set(blobKey(d), bv.encode())
 }
 

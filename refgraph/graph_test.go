@@ -88,8 +88,8 @@ func TestCommitBlobCounts(t *testing.T) {
 	}
 	mustChunkRefs(t, g, "y", 2)
 	st := g.Stats()
-	want := Stats{Repos: 2, Blobs: 2, LogicalBytes: 500, Chunks: 3, ChunkRawBytes: 300,
-		LiveStoredBytes: 150, Packs: 1, PackBytes: 150}
+	want := Stats{Repos: 2, Blobs: 2, LogicalBytes: 500, LinkedBytes: 800, Chunks: 3, SharedChunks: 2,
+		ChunkRawBytes: 300, LiveStoredBytes: 150, Packs: 1, PackBytes: 150}
 	if st != want {
 		t.Fatalf("stats = %+v\nwant    %+v", st, want)
 	}

@@ -16,9 +16,11 @@ type statsReport struct {
 	LogicalBytes    int64   `json:"logical_bytes"`
 	StoredBytes     int64   `json:"stored_bytes"`
 	DedupRatio      float64 `json:"dedup_ratio"`
+	LinkedBytes     int64   `json:"linked_bytes"`
 	Repos           int64   `json:"repos"`
 	Blobs           int64   `json:"blobs"`
 	Chunks          int64   `json:"chunks"`
+	SharedChunks    int64   `json:"shared_chunks"`
 	ChunkRawBytes   int64   `json:"chunk_raw_bytes"`
 	LiveStoredBytes int64   `json:"live_stored_bytes"`
 	Packs           int     `json:"packs"`
@@ -48,9 +50,11 @@ func stats(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	rep := statsReport{
 		LogicalBytes:    g.LogicalBytes,
 		StoredBytes:     st.PackBytes + st.OpenPackBytes,
+		LinkedBytes:     g.LinkedBytes,
 		Repos:           g.Repos,
 		Blobs:           g.Blobs,
 		Chunks:          g.Chunks,
+		SharedChunks:    g.SharedChunks,
 		ChunkRawBytes:   g.ChunkRawBytes,
 		LiveStoredBytes: g.LiveStoredBytes,
 		Packs:           st.Packs,
@@ -67,10 +71,11 @@ func stats(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "logical bytes\t%d\t(%s, sum of stored blob sizes)\n", rep.LogicalBytes, human(rep.LogicalBytes))
 	fmt.Fprintf(tw, "stored bytes\t%d\t(%s, pack bytes on the backend)\n", rep.StoredBytes, human(rep.StoredBytes))
-	fmt.Fprintf(tw, "dedup ratio\t%.2fx\t\n", rep.DedupRatio)
+	fmt.Fprintf(tw, "dedup ratio\t%.2fx\t(logical / stored)\n", rep.DedupRatio)
+	fmt.Fprintf(tw, "linked bytes\t%d\t(%s, blob sizes summed over every repository that links them)\n", rep.LinkedBytes, human(rep.LinkedBytes))
 	fmt.Fprintf(tw, "repositories\t%d\t\n", rep.Repos)
 	fmt.Fprintf(tw, "blobs\t%d\t\n", rep.Blobs)
-	fmt.Fprintf(tw, "chunks\t%d\t(%s raw, %s stored)\n", rep.Chunks, human(rep.ChunkRawBytes), human(rep.LiveStoredBytes))
+	fmt.Fprintf(tw, "chunks\t%d\t(%s raw, %s stored, %d shared by several blobs or places)\n", rep.Chunks, human(rep.ChunkRawBytes), human(rep.LiveStoredBytes), rep.SharedChunks)
 	fmt.Fprintf(tw, "packs\t%d\t(+%d open)\n", rep.Packs, rep.OpenPacks)
 	return tw.Flush()
 }
