@@ -53,7 +53,9 @@ func TestServePushStats(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	var logs bytes.Buffer
-	go func() { done <- run(ctx, []string{"serve", "--addr", addr, "--data", data}, io.Discard, &syncWriter{w: &logs}) }()
+	go func() {
+		done <- run(ctx, []string{"serve", "--addr", addr, "--data", data}, io.Discard, &syncWriter{w: &logs})
+	}()
 	base := "http://" + addr
 	for i := 0; ; i++ {
 		resp, err := http.Get(base + "/v2/")
