@@ -27,10 +27,15 @@ type Locator interface {
 	Chunk(id chunkstore.ID) (refgraph.Chunk, error)
 }
 
-// ChunkReader reads one verified chunk (the chunk store).
+// ChunkReader reads verified chunks, several at a time so that it can
+// coalesce neighbours into one request (the chunk store).
 type ChunkReader interface {
-	ReadChunk(ctx context.Context, loc chunkstore.Location, id chunkstore.ID, dst []byte) ([]byte, error)
+	ReadChunks(ctx context.Context, reqs []chunkstore.ChunkRead, dsts [][]byte) ([][]byte, error)
 }
+
+// batchBytes bounds the raw bytes of the chunks one ReadChunks call asks
+// for: the unit of request coalescing, and of a reader's read-ahead.
+const batchBytes = 8 << 20
 
 // Blob is the recipe of a blob: its digest, size and chunks in order.
 type Blob struct {
@@ -100,57 +105,91 @@ type result struct {
 	err  error
 }
 
-// produce reads the chunks from first on until end (a blob offset) and
-// sends them in order.
+// produce reads the chunks from first on until end (a blob offset), in
+// batches, and sends them in order.
 func (a *Assembler) produce(ctx context.Context, b Blob, first int, end int64, out chan<- result) {
 	defer close(out)
 	pos := int64(0)
 	for i := 0; i < first; i++ {
 		pos += int64(b.Chunks[i].RawLen)
 	}
-	for i := first; i < len(b.Chunks) && pos < end; i++ {
-		c := b.Chunks[i]
-		buf, _ := a.bufs.Get().(*[]byte)
-		if buf == nil {
-			buf = new([]byte)
+	var (
+		reqs []chunkstore.ChunkRead
+		bufs []*[]byte
+		dsts [][]byte
+	)
+	for i := first; i < len(b.Chunks) && pos < end; {
+		// The next batch: at least one chunk, at most batchBytes.
+		reqs, bufs, dsts = reqs[:0], bufs[:0], dsts[:0]
+		var batch int64
+		var err error
+		for ; i < len(b.Chunks) && pos < end && (len(reqs) == 0 || batch+int64(b.Chunks[i].RawLen) <= batchBytes); i++ {
+			c := b.Chunks[i]
+			var rec refgraph.Chunk
+			if rec, err = a.loc.Chunk(c.ID); err != nil {
+				err = fmt.Errorf("assembler: blob %s chunk %d (%s): %w", b.Digest, i, c.ID, err)
+				break
+			}
+			if rec.Loc.RawLen != c.RawLen {
+				err = fmt.Errorf("assembler: blob %s chunk %d (%s) is %d bytes, recipe says %d: %w",
+					b.Digest, i, c.ID, rec.Loc.RawLen, c.RawLen, chunkstore.ErrCorrupt)
+				break
+			}
+			reqs = append(reqs, chunkstore.ChunkRead{ID: c.ID, Loc: rec.Loc})
+			buf := a.getBuf(int(c.RawLen))
+			bufs, dsts = append(bufs, buf), append(dsts, *buf)
+			batch += int64(c.RawLen)
+			pos += int64(c.RawLen)
 		}
-		if cap(*buf) < int(c.RawLen) {
-			// Round up so that a pooled buffer fits most later chunks.
-			*buf = make([]byte, 0, (int(c.RawLen)+bufRound-1)/bufRound*bufRound)
-		}
-		data, err := a.read(ctx, c, *buf)
-		if err != nil {
-			err = fmt.Errorf("assembler: blob %s chunk %d: %w", b.Digest, i, err)
-			if ctx.Err() == nil {
-				a.log.Error("chunk read failed", "blob", b.Digest, "chunk", c.ID, "err", err)
+		var data [][]byte
+		if err == nil {
+			data, err = a.chunks.ReadChunks(ctx, reqs, dsts)
+			if err != nil {
+				err = fmt.Errorf("assembler: blob %s: %w", b.Digest, err)
 			}
 		}
-		select {
-		case out <- result{data, buf, err}:
-		case <-ctx.Done():
-			a.bufs.Put(buf)
-			return
+		// ReadChunks returns each chunk at its indexed length, checked
+		// above against the recipe.
+		for k := range reqs {
+			if err != nil {
+				break
+			}
+			select {
+			case out <- result{data: data[k], buf: bufs[k]}:
+				bufs[k] = nil
+			case <-ctx.Done():
+				err = ctx.Err()
+			}
+		}
+		for _, buf := range bufs {
+			if buf != nil {
+				a.bufs.Put(buf)
+			}
 		}
 		if err != nil {
+			if ctx.Err() == nil {
+				a.log.Error("chunk read failed", "blob", b.Digest, "err", err)
+			}
+			select {
+			case out <- result{err: err}:
+			case <-ctx.Done():
+			}
 			return
 		}
-		pos += int64(c.RawLen)
 	}
 }
 
-func (a *Assembler) read(ctx context.Context, c refgraph.ChunkRef, dst []byte) ([]byte, error) {
-	rec, err := a.loc.Chunk(c.ID)
-	if err != nil {
-		return nil, err
+// getBuf returns a pooled buffer of at least n bytes' capacity.
+func (a *Assembler) getBuf(n int) *[]byte {
+	buf, _ := a.bufs.Get().(*[]byte)
+	if buf == nil {
+		buf = new([]byte)
 	}
-	data, err := a.chunks.ReadChunk(ctx, rec.Loc, c.ID, dst)
-	if err != nil {
-		return nil, err
+	if cap(*buf) < n {
+		// Round up so that a pooled buffer fits most later chunks.
+		*buf = make([]byte, 0, (n+bufRound-1)/bufRound*bufRound)
 	}
-	if uint32(len(data)) != c.RawLen {
-		return nil, fmt.Errorf("chunk %s is %d bytes, recipe says %d: %w", c.ID, len(data), c.RawLen, chunkstore.ErrCorrupt)
-	}
-	return data, nil
+	return buf
 }
 
 type reader struct {

@@ -26,24 +26,28 @@ type memChunks struct {
 }
 
 func (m *memChunks) Chunk(id chunkstore.ID) (refgraph.Chunk, error) {
-	if _, ok := m.data[id]; !ok {
+	b, ok := m.data[id]
+	if !ok {
 		return refgraph.Chunk{}, refgraph.ErrNotFound
 	}
-	return refgraph.Chunk{ID: id}, nil
+	return refgraph.Chunk{ID: id, Loc: chunkstore.Location{RawLen: uint32(len(b))}}, nil
 }
 
-func (m *memChunks) ReadChunk(ctx context.Context, loc chunkstore.Location, id chunkstore.ID, dst []byte) ([]byte, error) {
+func (m *memChunks) ReadChunks(ctx context.Context, reqs []chunkstore.ChunkRead, dsts [][]byte) ([][]byte, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.reads[id]++
-	if err := m.fail[id]; err != nil {
-		return nil, err
+	out := make([][]byte, len(reqs))
+	for i, r := range reqs {
+		m.reads[r.ID]++
+		if err := m.fail[r.ID]; err != nil {
+			return nil, err
+		}
+		out[i] = append(dsts[i][:0], m.data[r.ID]...)
+		if m.corrupt[r.ID] {
+			out[i][0] ^= 0xff
+		}
 	}
-	b := bytes.Clone(m.data[id])
-	if m.corrupt[id] {
-		b[0] ^= 0xff
-	}
-	return b, nil
+	return out, nil
 }
 
 // split cuts data into chunks of the given sizes (cycled).

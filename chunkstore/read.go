@@ -9,35 +9,129 @@ import (
 	"io"
 )
 
+// ChunkRead names one chunk to read: its ID and where the index says it is.
+type ChunkRead struct {
+	ID  ID
+	Loc Location
+}
+
+// maxCoalesceGap is the most unwanted bytes a coalesced read may span
+// between two wanted records: reading them costs less than another request.
+const maxCoalesceGap = 256 << 10
+
 // ReadChunk returns the uncompressed bytes of the chunk at loc, verified
 // against id; errors about bad data wrap ErrCorrupt. It reads from staging/
 // while the pack is unsealed and from the Backend after, and is safe
 // against a concurrent seal. dst is used for the result if it is large
 // enough.
 func (s *Store) ReadChunk(ctx context.Context, loc Location, id ID, dst []byte) ([]byte, error) {
-	if err := s.enter(); err != nil {
-		return nil, fmt.Errorf("chunkstore: read chunk %s: %w", id, err)
-	}
-	defer s.inflight.Done()
-	b, err := s.readChunk(ctx, loc, id, dst)
+	out, err := s.ReadChunks(ctx, []ChunkRead{{ID: id, Loc: loc}}, [][]byte{dst})
 	if err != nil {
-		return nil, fmt.Errorf("chunkstore: read chunk %s at %s+%d: %w", id, loc.Pack, loc.Offset, err)
+		return nil, err
 	}
-	return b, nil
+	return out[0], nil
 }
 
-func (s *Store) readChunk(ctx context.Context, loc Location, id ID, dst []byte) ([]byte, error) {
+// ReadChunks reads several chunks, verified like ReadChunk, and returns
+// their bytes in order; out[i] uses dsts[i] (if given) when large enough.
+// Neighbouring records of one sealed pack are fetched with one backend
+// range read (up to MaxChunk bytes, skipping at most maxCoalesceGap bytes
+// between records), and the read cache, if the store has one, is consulted
+// first: one pull of a blob does not cost a request per chunk.
+func (s *Store) ReadChunks(ctx context.Context, reqs []ChunkRead, dsts [][]byte) ([][]byte, error) {
+	if err := s.enter(); err != nil {
+		return nil, fmt.Errorf("chunkstore: read chunks: %w", err)
+	}
+	defer s.inflight.Done()
+	out := make([][]byte, len(reqs))
+	dst := func(i int) []byte {
+		if i < len(dsts) {
+			return dsts[i]
+		}
+		return nil
+	}
+	for _, r := range reqs {
+		if err := s.checkLoc(r.Loc); err != nil {
+			return nil, fmt.Errorf("chunkstore: read chunk %s at %s+%d: %w", r.ID, r.Loc.Pack, r.Loc.Offset, err)
+		}
+	}
+	// Cache hits first.
+	var misses []int
+	for i, r := range reqs {
+		if rec, ok := s.cache.get(r.Loc); ok {
+			b, err := s.decodeRecord(rec, r.Loc, r.ID, dst(i))
+			if err == nil {
+				out[i] = b
+				continue
+			}
+			s.log.Warn("dropping a bad read cache entry", "pack", r.Loc.Pack, "offset", r.Loc.Offset, "err", err)
+			s.cache.drop(r.Loc)
+		}
+		misses = append(misses, i)
+	}
+	buf := s.getBuf()
+	defer s.putBuf(buf)
+	for len(misses) > 0 {
+		n := s.coalesce(reqs, misses)
+		first, last := reqs[misses[0]].Loc, reqs[misses[n-1]].Loc
+		off := first.Offset - recordHeaderLen
+		span, err := s.fetch(ctx, first.Pack, off, last.Offset+int64(last.StoredLen)-off, buf)
+		if err != nil {
+			return nil, fmt.Errorf("chunkstore: read chunk %s at %s+%d: %w", reqs[misses[0]].ID, first.Pack, first.Offset, err)
+		}
+		for _, i := range misses[:n] {
+			r := reqs[i]
+			rec := span[r.Loc.Offset-recordHeaderLen-off : r.Loc.Offset+int64(r.Loc.StoredLen)-off]
+			b, err := s.decodeRecord(rec, r.Loc, r.ID, dst(i))
+			if err != nil {
+				return nil, fmt.Errorf("chunkstore: read chunk %s at %s+%d: %w", r.ID, r.Loc.Pack, r.Loc.Offset, err)
+			}
+			s.cache.put(r.Loc, rec)
+			out[i] = b
+		}
+		misses = misses[n:]
+	}
+	return out, nil
+}
+
+// coalesce returns how many of the leading misses one range read covers:
+// records of the same pack, in increasing order, with small gaps, spanning
+// at most MaxChunk bytes.
+func (s *Store) coalesce(reqs []ChunkRead, misses []int) int {
+	first := reqs[misses[0]].Loc
+	start := first.Offset - recordHeaderLen
+	end := first.Offset + int64(first.StoredLen)
+	n := 1
+	for ; n < len(misses); n++ {
+		l := reqs[misses[n]].Loc
+		recStart := l.Offset - recordHeaderLen
+		recEnd := l.Offset + int64(l.StoredLen)
+		if l.Pack != first.Pack || recStart < end || recStart-end > maxCoalesceGap || recEnd-start > int64(s.cfg.MaxChunk) {
+			break
+		}
+		end = recEnd
+	}
+	return n
+}
+
+// checkLoc rejects a location that cannot be valid in this store.
+func (s *Store) checkLoc(loc Location) error {
 	var flags byte
 	if loc.Compressed {
 		flags = flagCompressed
 	}
 	if err := checkLengths(flags, loc.RawLen, loc.StoredLen, uint32(s.cfg.MaxChunk)); err != nil {
-		return nil, fmt.Errorf("invalid location: %w", err)
+		return fmt.Errorf("invalid location: %w", err)
 	}
 	if !validName(loc.Pack) || loc.Offset < packHeaderLen+recordHeaderLen {
-		return nil, fmt.Errorf("%w: invalid location", ErrCorrupt)
+		return fmt.Errorf("%w: invalid location", ErrCorrupt)
 	}
-	rc, err := s.openRange(ctx, loc.Pack, loc.Offset-recordHeaderLen, recordHeaderLen+int64(loc.StoredLen))
+	return nil
+}
+
+// fetch reads n bytes at off of a pack into buf (grown if needed).
+func (s *Store) fetch(ctx context.Context, pack string, off, n int64, buf *[]byte) ([]byte, error) {
+	rc, err := s.openRange(ctx, pack, off, n)
 	if err != nil {
 		if errors.Is(err, io.ErrUnexpectedEOF) {
 			return nil, fmt.Errorf("%w: %w", ErrCorrupt, err)
@@ -45,12 +139,24 @@ func (s *Store) readChunk(ctx context.Context, loc Location, id ID, dst []byte) 
 		return nil, err
 	}
 	defer rc.Close()
-
-	var hdr [recordHeaderLen]byte
-	if _, err := io.ReadFull(rc, hdr[:]); err != nil {
+	if int64(cap(*buf)) < n {
+		*buf = make([]byte, 0, n)
+	}
+	b := (*buf)[:n]
+	if _, err := io.ReadFull(rc, b); err != nil {
 		return nil, shortRead(err)
 	}
-	h, err := decodeRecordHeader(hdr[:], uint32(s.cfg.MaxChunk))
+	return b, nil
+}
+
+// decodeRecord checks a whole record (header and stored bytes) against
+// the location and id, and returns the chunk's bytes, in dst if it is
+// large enough.
+func (s *Store) decodeRecord(rec []byte, loc Location, id ID, dst []byte) ([]byte, error) {
+	if len(rec) != recordHeaderLen+int(loc.StoredLen) {
+		return nil, fmt.Errorf("%w: record of %d bytes, location says %d", ErrCorrupt, len(rec), recordHeaderLen+int(loc.StoredLen))
+	}
+	h, err := decodeRecordHeader(rec[:recordHeaderLen], uint32(s.cfg.MaxChunk))
 	if err != nil {
 		return nil, err
 	}
@@ -58,33 +164,18 @@ func (s *Store) readChunk(ctx context.Context, loc Location, id ID, dst []byte) 
 		return nil, fmt.Errorf("%w: record header (id %s, raw %d, stored %d, compressed %t) does not match",
 			ErrCorrupt, h.id, h.rawLen, h.storedLen, h.compressed())
 	}
-
+	stored := rec[recordHeaderLen:]
+	if crc32.Checksum(stored, crcTable()) != h.dataCRC {
+		return nil, fmt.Errorf("%w: stored bytes crc mismatch", ErrCorrupt)
+	}
 	raw := int(loc.RawLen)
 	if cap(dst) < raw {
 		dst = make([]byte, raw)
 	}
 	var out []byte
 	if !loc.Compressed {
-		out = dst[:raw]
-		if _, err := io.ReadFull(rc, out); err != nil {
-			return nil, shortRead(err)
-		}
-		if crc32.Checksum(out, crcTable()) != h.dataCRC {
-			return nil, fmt.Errorf("%w: stored bytes crc mismatch", ErrCorrupt)
-		}
+		out = append(dst[:0], stored...)
 	} else {
-		buf := s.getBuf()
-		defer s.putBuf(buf)
-		if cap(*buf) < int(loc.StoredLen) {
-			*buf = make([]byte, 0, loc.StoredLen)
-		}
-		stored := (*buf)[:loc.StoredLen]
-		if _, err := io.ReadFull(rc, stored); err != nil {
-			return nil, shortRead(err)
-		}
-		if crc32.Checksum(stored, crcTable()) != h.dataCRC {
-			return nil, fmt.Errorf("%w: stored bytes crc mismatch", ErrCorrupt)
-		}
 		// The 3-index slice caps decoding at the recorded raw length.
 		out, err = s.dec.DecodeAll(stored, dst[:0:raw])
 		if err != nil {

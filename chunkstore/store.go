@@ -51,6 +51,11 @@ type Options struct {
 	// compressed buffer of MaxChunk bytes taken from a sync.Pool, so about
 	// IngestConcurrency * (W+2) * 2 * MaxChunk at worst.
 	IngestConcurrency int
+	// ReadCacheDir and ReadCacheSize enable a local cache of pack records
+	// read from the backend (worth it for a remote backend such as S3; the
+	// local backend needs none). Zero size: no cache.
+	ReadCacheDir  string
+	ReadCacheSize int64
 }
 
 // Store writes chunks into packs and reads them back. It is safe for
@@ -69,6 +74,8 @@ type Store struct {
 	workers  int           // hash/compress goroutines per Write
 	bufs     sync.Pool     // *[]byte with cap >= MaxChunk
 	chunkers sync.Pool     // *chunker.Chunker
+
+	cache *readCache // nil: none
 
 	inflight sync.WaitGroup // Write and ReadChunk calls, waited for by Close
 
@@ -200,6 +207,17 @@ func Open(ctx context.Context, opts Options) (_ *Store, err error) {
 	s.chunkers.New = func() any {
 		return chunker.NewWithBoundaries(nil, cfg.Polynomial, uint(cfg.MinChunk), uint(cfg.MaxChunk))
 	}
+	if opts.ReadCacheSize > 0 {
+		if opts.ReadCacheDir == "" {
+			opts.ReadCacheDir = filepath.Join(opts.Dir, "cache")
+		}
+		if s.cache, err = openReadCache(opts.ReadCacheDir, opts.ReadCacheSize, log); err != nil {
+			s.closeFiles()
+			_ = enc.Close()
+			dec.Close()
+			return nil, fmt.Errorf("chunkstore: open: %w", err)
+		}
+	}
 	if err := s.recoverStaging(ctx); err != nil {
 		s.closeFiles()
 		_ = enc.Close()
@@ -287,6 +305,8 @@ type Stats struct {
 	PackBytes     int64 // their total size
 	OpenPacks     int   // packs in staging/ (open, or sealed but not yet handed over)
 	OpenPackBytes int64 // their total size
+	CacheEntries  int   // records in the read cache
+	CacheBytes    int64 // their total size
 }
 
 // Stats counts sealed packs with Backend.List, plus the packs in staging.
@@ -298,6 +318,7 @@ func (s *Store) Stats(ctx context.Context) (Stats, error) {
 		st.OpenPackBytes += p.size.Load()
 	}
 	s.packsMu.RUnlock()
+	st.CacheEntries, st.CacheBytes = s.cache.usage()
 	err := s.backend.List(ctx, func(name string, size int64) error {
 		st.Packs++
 		st.PackBytes += size
