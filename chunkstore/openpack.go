@@ -215,6 +215,19 @@ func (s *Store) seal(ctx context.Context, p *openPack) error {
 	if err := p.writeTrailer(trailer, end); err != nil {
 		return s.failPack(p, err)
 	}
+	if _, ok := s.backend.(Adopter); !ok {
+		// The pack is durable in staging: upload it in the background.
+		s.mu.Lock()
+		s.unsealed = append(s.unsealed, p)
+		s.mu.Unlock()
+		select {
+		case s.kick <- struct{}{}:
+		default:
+		}
+		s.log.Debug("sealed pack, queued for upload", "pack", p.name, "chunks", len(p.entries),
+			"bytes", end+int64(len(trailer)), "duration", time.Since(start))
+		return nil
+	}
 	if err := s.handOver(ctx, p); err != nil {
 		s.log.Error("handing sealed pack to backend failed; will retry", "pack", p.name, "err", err)
 		s.mu.Lock()
@@ -304,4 +317,33 @@ func (s *Store) retryUnsealed(ctx context.Context) error {
 		s.log.Info("handed over pack after retry", "pack", p.name)
 	}
 	return errors.Join(errs...)
+}
+
+// uploader hands sealed packs to the backend as they come, retrying with
+// backoff (1 s doubling to a minute) while the backend fails.
+func (s *Store) uploader(ctx context.Context) {
+	defer close(s.uploaderDone)
+	const minWait, maxWait = time.Second, time.Minute
+	wait := minWait
+	for {
+		var retry <-chan time.Time
+		s.mu.Lock()
+		pending := len(s.unsealed)
+		s.mu.Unlock()
+		if pending > 0 {
+			retry = time.After(wait)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.kick:
+		case <-retry:
+		}
+		if err := s.retryUnsealed(ctx); err != nil {
+			s.log.Warn("pack upload failed; will retry", "err", err, "in", wait)
+			wait = min(2*wait, maxWait)
+			continue
+		}
+		wait = minWait
+	}
 }

@@ -77,6 +77,12 @@ type Store struct {
 
 	cache *readCache // nil: none
 
+	// With a backend that cannot adopt a local file (S3), sealed packs are
+	// uploaded by a background goroutine so that no Write waits for it.
+	kick         chan struct{} // wakes the uploader; cap 1
+	stopUploader context.CancelFunc
+	uploaderDone chan struct{}
+
 	inflight sync.WaitGroup // Write and ReadChunk calls, waited for by Close
 
 	mu       sync.Mutex // serializes appends; guards cur, closed, unsealed
@@ -196,6 +202,7 @@ func Open(ctx context.Context, opts Options) (_ *Store, err error) {
 		ingest:     make(chan struct{}, opts.IngestConcurrency),
 		workers:    min(procs, 4),
 		open:       make(map[string]*openPack),
+		kick:       make(chan struct{}, 1),
 	}
 	// Buffers are allocated at the largest chunk size once and reused:
 	// growing them on demand churns large allocations, which costs more
@@ -224,6 +231,18 @@ func Open(ctx context.Context, opts Options) (_ *Store, err error) {
 		dec.Close()
 		return nil, fmt.Errorf("chunkstore: open: %w", err)
 	}
+	// Packs sealed but not handed over before a crash or a backend outage
+	// go first; if the backend is still down they stay readable in staging
+	// and the uploader keeps trying.
+	if err := s.retryUnsealed(ctx); err != nil {
+		s.log.Warn("staged packs not handed to the backend yet; will retry", "err", err)
+	}
+	if _, ok := s.backend.(Adopter); !ok {
+		ctx, cancel := context.WithCancel(context.Background())
+		s.stopUploader = cancel
+		s.uploaderDone = make(chan struct{})
+		go s.uploader(ctx)
+	}
 	return s, nil
 }
 
@@ -238,6 +257,10 @@ func (s *Store) Close() error {
 	s.closed = true
 	s.mu.Unlock()
 	s.inflight.Wait()
+	if s.stopUploader != nil {
+		s.stopUploader()
+		<-s.uploaderDone
+	}
 
 	ctx := context.Background()
 	var errs []error

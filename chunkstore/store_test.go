@@ -12,6 +12,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 func TestWriteReadRoundTrip(t *testing.T) {
@@ -809,16 +810,22 @@ func TestBackendFailureKeepsDataReadable(t *testing.T) {
 		t.Fatalf("Stats %+v: want only staging packs", st)
 	}
 
-	// Back up: the next seal hands over the backlog.
+	// Back up: the background uploader hands over the backlog, woken by
+	// the next seal at the latest.
 	fb.fail.Store(false)
 	more := randomBytes(71, 300<<10)
 	moreChunks := mustWrite(t, s, more, nil)
-	st, err = s.Stats(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if st.OpenPacks > 1 || st.Packs < 3 {
-		t.Fatalf("Stats %+v after recovery of the backend: want the backlog sealed", st)
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		st, err = s.Stats(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.OpenPacks <= 1 && st.Packs >= 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Stats %+v after recovery of the backend: want the backlog sealed", st)
+		}
 	}
 
 	// Down again at Close: Close fails, the packs stay in staging and the
