@@ -23,8 +23,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	addr := fs.String("addr", "127.0.0.1:5000", "address to listen on")
 	var sf storeFlags
-	fs.StringVar(&sf.data, "data", "./chunkyard-data", "data directory (index, packs, uploads)")
-	fs.Int64Var(&sf.packSize, "pack-size", 64<<20, "target pack size in bytes")
+	addStoreFlags(fs, &sf)
 	uploadTTL := fs.Duration("upload-ttl", 24*time.Hour, "idle upload sessions older than this expire")
 	maxManifest := fs.Int64("max-manifest-size", 4<<20, "largest manifest accepted, in bytes")
 	shutdownTimeout := fs.Duration("shutdown-timeout", 60*time.Second, "how long in-flight requests may take to finish on SIGINT/SIGTERM")
@@ -91,7 +90,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	log.Info("chunkyard serving", "addr", ln.Addr().String(), "data", sf.data, "version", versionString())
+	log.Info("chunkyard serving", "addr", ln.Addr().String(), "data", sf.data, "storage", sf.storage, "version", versionString())
 
 	select {
 	case err := <-errc:

@@ -25,13 +25,16 @@ type statsReport struct {
 	LiveStoredBytes int64   `json:"live_stored_bytes"`
 	Packs           int     `json:"packs"`
 	OpenPacks       int     `json:"open_packs"`
+	ReadCacheBytes  int64   `json:"read_cache_bytes"`
+	S3Objects       int     `json:"s3_objects,omitempty"`
+	S3Bytes         int64   `json:"s3_bytes,omitempty"`
 }
 
 func stats(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("stats", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var sf storeFlags
-	fs.StringVar(&sf.data, "data", "./chunkyard-data", "data directory of a stopped server")
+	addStoreFlags(fs, &sf)
 	asJSON := fs.Bool("json", false, "print JSON")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -59,6 +62,12 @@ func stats(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		LiveStoredBytes: g.LiveStoredBytes,
 		Packs:           st.Packs,
 		OpenPacks:       st.OpenPacks,
+		ReadCacheBytes:  st.CacheBytes,
+	}
+	if data.s3 != nil {
+		if rep.S3Objects, rep.S3Bytes, err = data.s3.Usage(ctx); err != nil {
+			return err
+		}
 	}
 	if rep.StoredBytes > 0 {
 		rep.DedupRatio = float64(rep.LogicalBytes) / float64(rep.StoredBytes)
@@ -76,7 +85,11 @@ func stats(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(tw, "repositories\t%d\t\n", rep.Repos)
 	fmt.Fprintf(tw, "blobs\t%d\t\n", rep.Blobs)
 	fmt.Fprintf(tw, "chunks\t%d\t(%s raw, %s stored, %d shared by several blobs or places)\n", rep.Chunks, human(rep.ChunkRawBytes), human(rep.LiveStoredBytes), rep.SharedChunks)
-	fmt.Fprintf(tw, "packs\t%d\t(+%d open)\n", rep.Packs, rep.OpenPacks)
+	fmt.Fprintf(tw, "packs\t%d\t(+%d open or staged)\n", rep.Packs, rep.OpenPacks)
+	if data.s3 != nil {
+		fmt.Fprintf(tw, "s3 objects\t%d\t(%s in the bucket under the prefix)\n", rep.S3Objects, human(rep.S3Bytes))
+		fmt.Fprintf(tw, "read cache\t%d\t(%s, a cache, not storage)\n", rep.ReadCacheBytes, human(rep.ReadCacheBytes))
+	}
 	return tw.Flush()
 }
 
