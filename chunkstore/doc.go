@@ -65,13 +65,16 @@
 // An open pack lives in staging/ and is fsynced before Write returns, so an
 // acknowledged chunk survives a crash. A pack is sealed when it reaches
 // Options.PackSize (and at Close): the trailer is appended and fsynced, then
-// the file is moved to the Backend (rename for a local backend, a copy
-// otherwise) and removed from staging/. On Open, every file left in staging/
+// the file is moved to the Backend and removed from staging/: at once by
+// rename for a local backend; for a remote one (S3) by a background
+// uploader that retries with backoff while the backend fails, so that no
+// Write waits for an upload. Until then the pack is read from staging/. On Open, every file left in staging/
 // is a pack that was open when the process died: its records are scanned
 // from the start, keeping each whose header is complete and whose CRCs
 // match, and the file is cut at the first bad or torn record; the trailer is
 // then written and the pack sealed. A staging pack without a valid record is
-// deleted. If handing a sealed pack to the Backend fails, the pack stays
+// deleted. Sealed packs still in staging are handed over before Open
+// returns (if the backend answers). If handing a sealed pack to the Backend fails, the pack stays
 // readable in staging/ and the hand-over is retried at the next seal, at
 // Close, and at the next Open.
 //
