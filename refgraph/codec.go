@@ -63,24 +63,47 @@ type ChunkRef struct {
 	RawLen uint32
 }
 
+// Blob kinds: how a blob's chunks make its bytes.
+const (
+	// KindOpaque: the chunks, concatenated, are the blob.
+	KindOpaque = 0
+	// KindLayer: a tar layer split by the assembler: the first
+	// Layout.HeaderChunks chunks are its header stream, the rest its
+	// content stream; zipped back together and compressed as
+	// Layout.Encoding says, they make the blob.
+	KindLayer = 1
+)
+
+// Layout describes a KindLayer blob.
+type Layout struct {
+	HeaderChunks int
+	TarSize      int64  // the uncompressed tar
+	Encoding     []byte // the assembler's encoding recipe (codec.Encoding as JSON)
+}
+
 // Blob is the index record of a stored blob.
 type Blob struct {
 	Digest digest.Digest
 	Size   int64
 	Refs   int64
+	Kind   int
 	Chunks []ChunkRef
+	Layout *Layout // KindLayer only
 }
 
 type blobValue struct {
 	size   int64
 	refs   int64
+	kind   int
 	chunks []ChunkRef
+	layout *Layout
 }
 
-const blobValueVersion = 1
+// Blob record versions: 1 is opaque only; 2 adds the kind and a layout.
+const blobValueVersion = 2
 
 func (v blobValue) encode() []byte {
-	b := make([]byte, 0, 1+3*binary.MaxVarintLen64+len(v.chunks)*(32+binary.MaxVarintLen32))
+	b := make([]byte, 0, 2+3*binary.MaxVarintLen64+len(v.chunks)*(32+binary.MaxVarintLen32))
 	b = append(b, blobValueVersion)
 	b = binary.AppendUvarint(b, uint64(v.size))
 	b = binary.AppendUvarint(b, uint64(v.refs))
@@ -89,14 +112,22 @@ func (v blobValue) encode() []byte {
 		b = append(b, c.ID[:]...)
 		b = binary.AppendUvarint(b, uint64(c.RawLen))
 	}
+	b = append(b, byte(v.kind))
+	if v.kind == KindLayer {
+		b = binary.AppendUvarint(b, uint64(v.layout.HeaderChunks))
+		b = binary.AppendUvarint(b, uint64(v.layout.TarSize))
+		b = binary.AppendUvarint(b, uint64(len(v.layout.Encoding)))
+		b = append(b, v.layout.Encoding...)
+	}
 	return b
 }
 
 func decodeBlob(b []byte) (blobValue, error) {
 	var v blobValue
 	r := reader{b: b}
-	if r.byte() != blobValueVersion {
-		return v, fmt.Errorf("refgraph: blob record: unknown version")
+	version := r.byte()
+	if version != 1 && version != 2 {
+		return v, fmt.Errorf("refgraph: blob record: unknown version %d", version)
 	}
 	v.size = int64(r.uvarint())
 	v.refs = int64(r.uvarint())
@@ -109,8 +140,25 @@ func decodeBlob(b []byte) (blobValue, error) {
 		copy(v.chunks[i].ID[:], r.bytes(32))
 		v.chunks[i].RawLen = uint32(r.uvarint())
 	}
+	if version >= 2 {
+		v.kind = int(r.byte())
+		switch v.kind {
+		case KindOpaque:
+		case KindLayer:
+			v.layout = &Layout{HeaderChunks: int(r.uvarint()), TarSize: int64(r.uvarint())}
+			v.layout.Encoding = bytes.Clone(r.bytes(int(r.uvarint())))
+			if v.layout.HeaderChunks > len(v.chunks) {
+				return v, fmt.Errorf("refgraph: blob record: %d header chunks of %d", v.layout.HeaderChunks, len(v.chunks))
+			}
+		default:
+			return v, fmt.Errorf("refgraph: blob record: unknown kind %d", v.kind)
+		}
+	}
 	if r.err != nil {
 		return v, fmt.Errorf("refgraph: blob record: %w", r.err)
+	}
+	if len(r.b) != 0 {
+		return v, fmt.Errorf("refgraph: blob record: %d trailing bytes", len(r.b))
 	}
 	return v, nil
 }

@@ -19,14 +19,18 @@
 //	m/<repo>\x00<digest>             -> manifestValue{media type, size, subject, artifact type, annotations, pushed at}
 //	l/<repo>\x00<digest>             -> blob link: the repo may read this blob
 //	f/<repo>\x00<subject>\x00<digest> -> referrer descriptor (JSON)
-//	b/<digest>                       -> blobValue{size, refs, kind, chunk ids and raw lengths}
+//	b/<digest>                       -> blobValue{size, refs, chunk ids and raw lengths, kind, layout}
 //	c/<chunk id, 32 bytes>           -> chunkValue{refs, pack, offset, stored and raw length, compressed}
 //	p/<pack>                         -> packValue{total stored bytes, live stored bytes, chunks}
+//	q/<digest>                       -> queued for conversion into a split layer (convert.go)
 //
 // Reference counts:
 //   - a blob's refs count the repository links that point at it: one per
 //     l/ key and one per m/ key naming its digest;
-//   - a chunk's refs count the occurrences of the chunk in blob records;
+//   - a chunk's refs count the occurrences of the chunk in blob records; a
+//     chunk at zero stays indexed (a pull that looked up its blob before
+//     may still read it, a push may take it up again) but its bytes no
+//     longer count as live in its pack;
 //   - a pack's live bytes sum the stored bytes of its indexed chunks; its
 //     total bytes also count chunks written but never indexed (a lost race
 //     between two pushes of the same new chunk), which repacking reclaims.

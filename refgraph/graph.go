@@ -43,6 +43,9 @@ type Stats struct {
 	LiveStoredBytes int64 `json:"live_stored_bytes"` // stored bytes of indexed chunks
 	Packs           int64 `json:"packs"`
 	PackBytes       int64 `json:"pack_bytes"` // stored bytes written into packs, live or not
+
+	PendingConversions int64 `json:"pending_conversions"` // blobs queued for the layer converter
+	ConvertedBlobs     int64 `json:"converted_blobs"`     // blobs stored as split layers
 }
 
 // Open opens (creating if needed) the index in dir.
@@ -134,6 +137,7 @@ func (g *Graph) has(key []byte) (bool, error) {
 type txn struct {
 	b     *pebble.Batch
 	stats Stats
+	packs map[string]*Pack // pack records changed, written at commit
 }
 
 func (t *txn) get(key []byte) ([]byte, error) { return getFrom(t.b, key) }
@@ -168,6 +172,11 @@ func (g *Graph) update(fn func(t *txn) error) error {
 	defer t.b.Close()
 	if err := fn(t); err != nil {
 		return err
+	}
+	for name, p := range t.packs {
+		if err := t.set(packKey(name), encodePack(*p)); err != nil {
+			return err
+		}
 	}
 	if t.stats != g.stats {
 		st, err := json.Marshal(t.stats)
@@ -214,7 +223,7 @@ func (g *Graph) Blob(d digest.Digest) (Blob, error) {
 	if err != nil {
 		return Blob{}, fmt.Errorf("blob %s: %w", d, err)
 	}
-	return Blob{Digest: d, Size: bv.size, Refs: bv.refs, Chunks: bv.chunks}, nil
+	return Blob{Digest: d, Size: bv.size, Refs: bv.refs, Kind: bv.kind, Chunks: bv.chunks, Layout: bv.layout}, nil
 }
 
 // Linked reports whether repo may read blob d (pushed or mounted there).
@@ -236,6 +245,97 @@ func (g *Graph) CommitBlob(repo string, d digest.Digest, size int64, chunks []ch
 	})
 }
 
+// pack returns the pack record being changed by this batch.
+func (t *txn) pack(name string) (*Pack, error) {
+	if p, ok := t.packs[name]; ok {
+		return p, nil
+	}
+	p := &Pack{Name: name}
+	v, err := t.get(packKey(name))
+	switch {
+	case errors.Is(err, ErrNotFound):
+		t.stats.Packs++
+	case err != nil:
+		return nil, err
+	default:
+		if *p, err = decodePack(name, v); err != nil {
+			return nil, err
+		}
+	}
+	if t.packs == nil {
+		t.packs = map[string]*Pack{}
+	}
+	t.packs[name] = p
+	return p, nil
+}
+
+// addWritten adds the chunks a Write stored to their packs' totals, once
+// each (a chunk repeated within one Write shares its location).
+func (t *txn) addWritten(chunks []chunkstore.Chunk) error {
+	seen := map[chunkstore.Location]bool{}
+	for _, c := range chunks {
+		if c.Loc == nil || seen[*c.Loc] {
+			continue
+		}
+		seen[*c.Loc] = true
+		p, err := t.pack(c.Loc.Pack)
+		if err != nil {
+			return err
+		}
+		p.TotalBytes += int64(c.Loc.StoredLen)
+		t.stats.PackBytes += int64(c.Loc.StoredLen)
+	}
+	return nil
+}
+
+// addChunkRef moves a chunk's reference count by delta (+1 or -1). A chunk
+// not indexed yet is created at loc; nil loc means the caller found it
+// indexed, and ErrChunkMissing says it is gone. A chunk whose count drops
+// to zero stays indexed (readers that looked up its blob earlier still find
+// it; a later push can take it up again); its bytes stop counting as live.
+func (t *txn) addChunkRef(id chunkstore.ID, delta int64, loc *chunkstore.Location) error {
+	key := chunkKey(id)
+	v, err := t.get(key)
+	var rec Chunk
+	switch {
+	case errors.Is(err, ErrNotFound):
+		if loc == nil || delta < 0 {
+			return fmt.Errorf("chunk %s: %w", id, ErrChunkMissing)
+		}
+		rec = Chunk{ID: id, Loc: *loc}
+	case err != nil:
+		return err
+	default:
+		if rec, err = decodeChunk(id, v); err != nil {
+			return err
+		}
+	}
+	before := rec.Refs
+	rec.Refs += delta
+	if rec.Refs < 0 {
+		return fmt.Errorf("refgraph: chunk %s: refcount below zero", id)
+	}
+	if live := func(n int64) int64 { return min(n, 1) }; live(before) != live(rec.Refs) {
+		sign := live(rec.Refs) - live(before) // +1: now live, -1: now dead
+		p, err := t.pack(rec.Loc.Pack)
+		if err != nil {
+			return err
+		}
+		p.LiveBytes += sign * int64(rec.Loc.StoredLen)
+		p.LiveChunks += sign
+		t.stats.Chunks += sign
+		t.stats.ChunkRawBytes += sign * int64(rec.Loc.RawLen)
+		t.stats.LiveStoredBytes += sign * int64(rec.Loc.StoredLen)
+	}
+	switch {
+	case before < 2 && rec.Refs >= 2:
+		t.stats.SharedChunks++
+	case before >= 2 && rec.Refs < 2:
+		t.stats.SharedChunks--
+	}
+	return t.set(key, encodeChunk(rec))
+}
+
 // ensureBlob creates the blob record if absent, moving chunk and pack
 // counters.
 func (t *txn) ensureBlob(d digest.Digest, size int64, chunks []chunkstore.Chunk) error {
@@ -243,92 +343,27 @@ func (t *txn) ensureBlob(d digest.Digest, size int64, chunks []chunkstore.Chunk)
 	if err != nil {
 		return err
 	}
-	packs := map[string]*Pack{}
-	pack := func(name string) (*Pack, error) {
-		if p, ok := packs[name]; ok {
-			return p, nil
-		}
-		p := &Pack{Name: name}
-		v, err := t.get(packKey(name))
-		switch {
-		case errors.Is(err, ErrNotFound):
-			t.stats.Packs++
-		case err != nil:
-			return nil, err
-		default:
-			if *p, err = decodePack(name, v); err != nil {
-				return nil, err
-			}
-		}
-		packs[name] = p
-		return p, nil
+	if err := t.addWritten(chunks); err != nil {
+		return err
 	}
-	// Every chunk written by this push adds to its pack's total, once (a
-	// chunk repeated within a blob is written once and shares its location).
-	seen := map[chunkstore.Location]bool{}
-	for _, c := range chunks {
-		if c.Loc == nil || seen[*c.Loc] {
-			continue
-		}
-		seen[*c.Loc] = true
-		p, err := pack(c.Loc.Pack)
-		if err != nil {
-			return err
-		}
-		p.TotalBytes += int64(c.Loc.StoredLen)
-		t.stats.PackBytes += int64(c.Loc.StoredLen)
+	if exists {
+		return nil
 	}
-	if !exists && chunks == nil && size != 0 {
+	if chunks == nil && size != 0 {
 		return fmt.Errorf("blob %s: %w", d, ErrNotFound)
 	}
-	if !exists {
-		refs := make([]ChunkRef, len(chunks))
-		for i, c := range chunks {
-			refs[i] = ChunkRef{ID: c.ID, RawLen: c.RawLen}
-			key := chunkKey(c.ID)
-			v, err := t.get(key)
-			var rec Chunk
-			switch {
-			case errors.Is(err, ErrNotFound):
-				if c.Loc == nil {
-					return fmt.Errorf("blob %s chunk %s: %w", d, c.ID, ErrChunkMissing)
-				}
-				rec = Chunk{ID: c.ID, Loc: *c.Loc}
-				p, err := pack(c.Loc.Pack)
-				if err != nil {
-					return err
-				}
-				p.LiveBytes += int64(c.Loc.StoredLen)
-				p.LiveChunks++
-				t.stats.Chunks++
-				t.stats.ChunkRawBytes += int64(c.Loc.RawLen)
-				t.stats.LiveStoredBytes += int64(c.Loc.StoredLen)
-			case err != nil:
-				return err
-			default:
-				if rec, err = decodeChunk(c.ID, v); err != nil {
-					return err
-				}
-			}
-			rec.Refs++
-			if rec.Refs == 2 {
-				t.stats.SharedChunks++
-			}
-			if err := t.set(key, encodeChunk(rec)); err != nil {
-				return err
-			}
-		}
-		if err := t.set(blobKey(d), blobValue{size: size, chunks: refs}.encode()); err != nil {
-			return err
-		}
-		t.stats.Blobs++
-		t.stats.LogicalBytes += size
-	}
-	for name, p := range packs {
-		if err := t.set(packKey(name), encodePack(*p)); err != nil {
-			return err
+	refs := make([]ChunkRef, len(chunks))
+	for i, c := range chunks {
+		refs[i] = ChunkRef{ID: c.ID, RawLen: c.RawLen}
+		if err := t.addChunkRef(c.ID, 1, c.Loc); err != nil {
+			return fmt.Errorf("blob %s: %w", d, err)
 		}
 	}
+	if err := t.set(blobKey(d), blobValue{size: size, chunks: refs}.encode()); err != nil {
+		return err
+	}
+	t.stats.Blobs++
+	t.stats.LogicalBytes += size
 	return nil
 }
 

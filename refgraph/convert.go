@@ -1,0 +1,139 @@
+package refgraph
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/chunkyard/chunkyard/chunkstore"
+	"github.com/opencontainers/go-digest"
+)
+
+// The conversion queue: blobs stored opaque that may be layers, waiting for
+// the background converter to split and re-chunk them (see the assembler).
+// A q/ key is set in the batch that commits the blob, so a crash loses no
+// entry, and removed in the batch that converts it (or gives up on it).
+
+const prefixQueue = "q/"
+
+func queueKey(d digest.Digest) []byte { return []byte(prefixQueue + string(d)) }
+
+type queueValue struct {
+	Queued time.Time `json:"t"`
+}
+
+// ErrNotOpaque means a blob to convert is no longer stored opaque.
+var ErrNotOpaque = errors.New("refgraph: blob is not opaque")
+
+// CommitLayerCandidate is CommitBlob for a blob that may be a layer: it is
+// also queued for conversion, in the same batch, if the blob is new.
+func (g *Graph) CommitLayerCandidate(repo string, d digest.Digest, size int64, chunks []chunkstore.Chunk) error {
+	return g.update(func(t *txn) error {
+		exists, err := t.has(blobKey(d))
+		if err != nil {
+			return err
+		}
+		if err := t.ensureBlob(d, size, chunks); err != nil {
+			return err
+		}
+		if !exists {
+			if err := t.enqueue(d); err != nil {
+				return err
+			}
+		}
+		return t.link(linkKey(repo, d), repo, d)
+	})
+}
+
+func (t *txn) enqueue(d digest.Digest) error {
+	v, err := json.Marshal(queueValue{Queued: time.Now().UTC()})
+	if err != nil {
+		return err
+	}
+	t.stats.PendingConversions++
+	return t.set(queueKey(d), v)
+}
+
+func (t *txn) dequeue(d digest.Digest) error {
+	ok, err := t.has(queueKey(d))
+	if err != nil || !ok {
+		return err
+	}
+	t.stats.PendingConversions--
+	return t.del(queueKey(d))
+}
+
+// Queued returns up to n blobs waiting for conversion, oldest key first.
+func (g *Graph) Queued(n int) ([]digest.Digest, error) {
+	names, _, err := g.list([]byte(prefixQueue), "", n)
+	out := make([]digest.Digest, len(names))
+	for i, s := range names {
+		out[i] = digest.Digest(s)
+	}
+	return out, err
+}
+
+// ConvertBlob replaces the chunks of opaque blob d by a layer's: chunks is
+// what the converter's chunk store Writes returned (header stream first,
+// then content stream), layout says how they make the blob. In one batch
+// the new chunks gain a reference, the old ones lose one, and the blob
+// leaves the queue. ErrNotOpaque or ErrNotFound: nothing changed but the
+// queue entry, and the written chunks count as dead pack bytes.
+func (g *Graph) ConvertBlob(d digest.Digest, chunks []chunkstore.Chunk, layout Layout) error {
+	var stale error
+	err := g.update(func(t *txn) error {
+		if err := t.addWritten(chunks); err != nil {
+			return err
+		}
+		if err := t.dequeue(d); err != nil {
+			return err
+		}
+		v, err := t.get(blobKey(d))
+		if errors.Is(err, ErrNotFound) {
+			stale = fmt.Errorf("blob %s: %w", d, ErrNotFound)
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		bv, err := decodeBlob(v)
+		if err != nil {
+			return err
+		}
+		if bv.kind != KindOpaque {
+			stale = fmt.Errorf("blob %s: %w", d, ErrNotOpaque)
+			return nil
+		}
+		refs := make([]ChunkRef, len(chunks))
+		for i, c := range chunks {
+			refs[i] = ChunkRef{ID: c.ID, RawLen: c.RawLen}
+			if err := t.addChunkRef(c.ID, 1, c.Loc); err != nil {
+				return fmt.Errorf("blob %s: %w", d, err)
+			}
+		}
+		for _, c := range bv.chunks {
+			if err := t.addChunkRef(c.ID, -1, nil); err != nil {
+				return fmt.Errorf("blob %s: %w", d, err)
+			}
+		}
+		bv.kind, bv.chunks, bv.layout = KindLayer, refs, &layout
+		t.stats.ConvertedBlobs++
+		return t.set(blobKey(d), bv.encode())
+	})
+	if err != nil {
+		return err
+	}
+	return stale
+}
+
+// GiveUpConversion takes d off the queue, keeping it opaque; written are
+// chunks the attempt stored, which count as dead pack bytes.
+func (g *Graph) GiveUpConversion(d digest.Digest, written []chunkstore.Chunk) error {
+	return g.update(func(t *txn) error {
+		if err := t.addWritten(written); err != nil {
+			return err
+		}
+		return t.dequeue(d)
+	})
+}
