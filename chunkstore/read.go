@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"strconv"
 )
 
 // ChunkRead names one chunk to read: its ID and where the index says it is.
@@ -58,14 +59,14 @@ func (s *Store) ReadChunks(ctx context.Context, reqs []ChunkRead, dsts [][]byte)
 	// Cache hits first.
 	var misses []int
 	for i, r := range reqs {
-		if rec, ok := s.cache.get(r.Loc); ok {
+		if rec, ok := s.cache.Get(cacheKey(r.Loc)); ok {
 			b, err := s.decodeRecord(rec, r.Loc, r.ID, dst(i))
 			if err == nil {
 				out[i] = b
 				continue
 			}
 			s.log.Warn("dropping a bad read cache entry", "pack", r.Loc.Pack, "offset", r.Loc.Offset, "err", err)
-			s.cache.drop(r.Loc)
+			s.cache.Drop(cacheKey(r.Loc))
 		}
 		misses = append(misses, i)
 	}
@@ -86,7 +87,7 @@ func (s *Store) ReadChunks(ctx context.Context, reqs []ChunkRead, dsts [][]byte)
 			if err != nil {
 				return nil, fmt.Errorf("chunkstore: read chunk %s at %s+%d: %w", r.ID, r.Loc.Pack, r.Loc.Offset, err)
 			}
-			s.cache.put(r.Loc, rec)
+			s.cache.Put(cacheKey(r.Loc), rec)
 			out[i] = b
 		}
 		misses = misses[n:]
@@ -236,3 +237,6 @@ func (r *stagingReader) Close() error {
 	}
 	return nil
 }
+
+// cacheKey names a pack record in the read cache.
+func cacheKey(loc Location) string { return loc.Pack + "-" + strconv.FormatInt(loc.Offset, 10) }

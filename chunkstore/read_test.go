@@ -139,11 +139,11 @@ func TestReadCacheBounded(t *testing.T) {
 		t.Fatalf("cache dir holds %d bytes, index says %d", onDisk, st.CacheBytes)
 	}
 	// Reopening keeps what fits.
-	c, err := openReadCache(s.cache.dir, max/2, testLogger(t))
+	c, err := OpenFileCache(s.cache.dir, max/2, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n, size := c.usage(); size > max/2 || n == 0 {
+	if n, size := c.Usage(); size > max/2 || n == 0 {
 		t.Fatalf("reopened cache: %d entries, %d bytes", n, size)
 	}
 }

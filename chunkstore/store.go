@@ -75,7 +75,7 @@ type Store struct {
 	bufs     sync.Pool     // *[]byte with cap >= MaxChunk
 	chunkers sync.Pool     // *chunker.Chunker
 
-	cache *readCache // nil: none
+	cache *FileCache // read cache of pack records; nil: none
 
 	// With a backend that cannot adopt a local file (S3), sealed packs are
 	// uploaded by a background goroutine so that no Write waits for it.
@@ -218,7 +218,7 @@ func Open(ctx context.Context, opts Options) (_ *Store, err error) {
 		if opts.ReadCacheDir == "" {
 			opts.ReadCacheDir = filepath.Join(opts.Dir, "cache")
 		}
-		if s.cache, err = openReadCache(opts.ReadCacheDir, opts.ReadCacheSize, log); err != nil {
+		if s.cache, err = OpenFileCache(opts.ReadCacheDir, opts.ReadCacheSize, log); err != nil {
 			s.closeFiles()
 			_ = enc.Close()
 			dec.Close()
@@ -341,7 +341,7 @@ func (s *Store) Stats(ctx context.Context) (Stats, error) {
 		st.OpenPackBytes += p.size.Load()
 	}
 	s.packsMu.RUnlock()
-	st.CacheEntries, st.CacheBytes = s.cache.usage()
+	st.CacheEntries, st.CacheBytes = s.cache.Usage()
 	err := s.backend.List(ctx, func(name string, size int64) error {
 		st.Packs++
 		st.PackBytes += size
