@@ -72,6 +72,9 @@ const (
 	// content stream; zipped back together and compressed as
 	// Layout.Encoding says, they make the blob.
 	KindLayer = 1
+	// KindPending: not chunked yet. The bytes are in a local file as
+	// received (fsynced), until the background converter chunks them.
+	KindPending = 2
 )
 
 // Layout describes a KindLayer blob.
@@ -143,7 +146,7 @@ func decodeBlob(b []byte) (blobValue, error) {
 	if version >= 2 {
 		v.kind = int(r.byte())
 		switch v.kind {
-		case KindOpaque:
+		case KindOpaque, KindPending:
 		case KindLayer:
 			v.layout = &Layout{HeaderChunks: int(r.uvarint()), TarSize: int64(r.uvarint())}
 			v.layout.Encoding = bytes.Clone(r.bytes(int(r.uvarint())))

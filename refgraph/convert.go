@@ -10,10 +10,11 @@ import (
 	"github.com/opencontainers/go-digest"
 )
 
-// The conversion queue: blobs stored opaque that may be layers, waiting for
-// the background converter to split and re-chunk them (see the assembler).
-// A q/ key is set in the batch that commits the blob, so a crash loses no
-// entry, and removed in the batch that converts it (or gives up on it).
+// The conversion queue: blobs received as files (KindPending) or stored
+// opaque that may be layers, waiting for the background converter to chunk
+// them, split if they are layers. A q/ key is set in the batch that
+// commits the blob, so a crash loses no entry, and removed in the batch
+// that converts it (or gives up on it).
 
 const prefixQueue = "q/"
 
@@ -26,24 +27,31 @@ type queueValue struct {
 // ErrNotOpaque means a blob to convert is no longer stored opaque.
 var ErrNotOpaque = errors.New("refgraph: blob is not opaque")
 
-// CommitLayerCandidate is CommitBlob for a blob that may be a layer: it is
-// also queued for conversion, in the same batch, if the blob is new.
-func (g *Graph) CommitLayerCandidate(repo string, d digest.Digest, size int64, chunks []chunkstore.Chunk) error {
-	return g.update(func(t *txn) error {
+// CommitPending indexes blob d, received and fsynced in a local file but
+// not chunked yet (KindPending), links it into repo and queues it for the
+// converter, in one batch. If d is indexed already it is only linked: the
+// caller then drops its file.
+func (g *Graph) CommitPending(repo string, d digest.Digest, size int64) (created bool, err error) {
+	err = g.update(func(t *txn) error {
 		exists, err := t.has(blobKey(d))
 		if err != nil {
 			return err
 		}
-		if err := t.ensureBlob(d, size, chunks); err != nil {
-			return err
-		}
 		if !exists {
+			created = true
+			if err := t.set(blobKey(d), blobValue{size: size, kind: KindPending}.encode()); err != nil {
+				return err
+			}
+			t.stats.Blobs++
+			t.stats.LogicalBytes += size
+			t.stats.PendingBytes += size
 			if err := t.enqueue(d); err != nil {
 				return err
 			}
 		}
 		return t.link(linkKey(repo, d), repo, d)
 	})
+	return created, err
 }
 
 func (t *txn) enqueue(d digest.Digest) error {
@@ -74,13 +82,14 @@ func (g *Graph) Queued(n int) ([]digest.Digest, error) {
 	return out, err
 }
 
-// ConvertBlob replaces the chunks of opaque blob d by a layer's: chunks is
-// what the converter's chunk store Writes returned (header stream first,
-// then content stream), layout says how they make the blob. In one batch
-// the new chunks gain a reference, the old ones lose one, and the blob
-// leaves the queue. ErrNotOpaque or ErrNotFound: nothing changed but the
-// queue entry, and the written chunks count as dead pack bytes.
-func (g *Graph) ConvertBlob(d digest.Digest, chunks []chunkstore.Chunk, layout Layout) error {
+// ConvertBlob stores pending or opaque blob d as chunks: chunks is what
+// the converter's chunk store Writes returned, layout (nil: opaque) says
+// how they make the blob (a layer's header stream first, then its content
+// stream). In one batch the new chunks gain a reference, the old ones (of
+// an opaque blob) lose one, and the blob leaves the queue. ErrNotFound or
+// ErrNotOpaque (already converted): nothing changed but the queue entry,
+// and the written chunks count as dead pack bytes.
+func (g *Graph) ConvertBlob(d digest.Digest, chunks []chunkstore.Chunk, layout *Layout) error {
 	var stale error
 	err := g.update(func(t *txn) error {
 		if err := t.addWritten(chunks); err != nil {
@@ -101,7 +110,7 @@ func (g *Graph) ConvertBlob(d digest.Digest, chunks []chunkstore.Chunk, layout L
 		if err != nil {
 			return err
 		}
-		if bv.kind != KindOpaque {
+		if bv.kind == KindLayer {
 			stale = fmt.Errorf("blob %s: %w", d, ErrNotOpaque)
 			return nil
 		}
@@ -117,8 +126,14 @@ func (g *Graph) ConvertBlob(d digest.Digest, chunks []chunkstore.Chunk, layout L
 				return fmt.Errorf("blob %s: %w", d, err)
 			}
 		}
-		bv.kind, bv.chunks, bv.layout = KindLayer, refs, &layout
-		t.stats.ConvertedBlobs++
+		if bv.kind == KindPending {
+			t.stats.PendingBytes -= bv.size
+		}
+		bv.kind, bv.chunks, bv.layout = KindOpaque, refs, nil
+		if layout != nil {
+			bv.kind, bv.layout = KindLayer, layout
+			t.stats.ConvertedBlobs++
+		}
 		return t.set(blobKey(d), bv.encode())
 	})
 	if err != nil {
@@ -127,8 +142,9 @@ func (g *Graph) ConvertBlob(d digest.Digest, chunks []chunkstore.Chunk, layout L
 	return stale
 }
 
-// GiveUpConversion takes d off the queue, keeping it opaque; written are
-// chunks the attempt stored, which count as dead pack bytes.
+// GiveUpConversion takes an opaque blob d off the queue, keeping it as it
+// is; written are chunks the attempt stored, which count as dead pack
+// bytes. (A pending blob must be converted, at least to opaque.)
 func (g *Graph) GiveUpConversion(d digest.Digest, written []chunkstore.Chunk) error {
 	return g.update(func(t *txn) error {
 		if err := t.addWritten(written); err != nil {

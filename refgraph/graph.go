@@ -45,6 +45,7 @@ type Stats struct {
 	PackBytes       int64 `json:"pack_bytes"` // stored bytes written into packs, live or not
 
 	PendingConversions int64 `json:"pending_conversions"` // blobs queued for the layer converter
+	PendingBytes       int64 `json:"pending_bytes"`       // bytes of blobs not chunked yet (KindPending)
 	ConvertedBlobs     int64 `json:"converted_blobs"`     // blobs stored as split layers
 }
 
