@@ -8,9 +8,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"log/slog"
+	"runtime"
 	"sync"
 
 	"github.com/chunkyard/chunkyard/chunkstore"
@@ -37,11 +37,13 @@ type ChunkReader interface {
 // for: the unit of request coalescing, and of a reader's read-ahead.
 const batchBytes = 8 << 20
 
-// Blob is the recipe of a blob: its digest, size and chunks in order.
+// Blob is the recipe of a blob: its digest, size and chunks in order, and
+// for a layer stored split, how the chunks make it.
 type Blob struct {
 	Digest digest.Digest
 	Size   int64
 	Chunks []refgraph.ChunkRef
+	Layout *refgraph.Layout // nil: opaque, the chunks are the blob
 }
 
 // Assembler rebuilds blobs from chunks.
@@ -50,50 +52,80 @@ type Assembler struct {
 	chunks   ChunkReader
 	log      *slog.Logger
 	prefetch int
-	bufs     sync.Pool // *[]byte chunk buffers, handed back by readers
+	bufs     sync.Pool             // *[]byte chunk buffers, handed back by readers
+	layers   *chunkstore.FileCache // encoded layers; nil: none
+	encodes  chan struct{}         // semaphore of layer encodes running
+}
+
+// Options configure an Assembler.
+type Options struct {
+	// Prefetch is how many chunks a reader keeps decoded ahead of its
+	// client (default 2).
+	Prefetch int
+	// LayerCache keeps encoded layers; nil: none.
+	LayerCache *chunkstore.FileCache
+	// MaxEncodes bounds the layer encodes running at once, so that many
+	// cold pulls cannot exhaust CPU or memory; more wait (default 2 per
+	// CPU).
+	MaxEncodes int
+	Logger     *slog.Logger
 }
 
 // New returns an assembler reading chunk locations from loc and chunk
-// bytes from chunks. prefetch is how many chunks one reader decodes ahead
-// of the client (0: default 2).
-func New(loc Locator, chunks ChunkReader, prefetch int, log *slog.Logger) *Assembler {
-	if prefetch <= 0 {
-		prefetch = 2
+// bytes from chunks.
+func New(loc Locator, chunks ChunkReader, opts Options) *Assembler {
+	if opts.Prefetch <= 0 {
+		opts.Prefetch = 2
 	}
-	if log == nil {
-		log = slog.Default()
+	if opts.MaxEncodes <= 0 {
+		opts.MaxEncodes = 2 * runtime.GOMAXPROCS(0)
 	}
-	return &Assembler{loc: loc, chunks: chunks, log: log, prefetch: prefetch}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	return &Assembler{loc: loc, chunks: chunks, log: opts.Logger, prefetch: opts.Prefetch,
+		layers: opts.LayerCache, encodes: make(chan struct{}, opts.MaxEncodes)}
 }
 
-// Open returns a reader of length bytes of b starting at off. Chunks wholly
-// outside the range are not read. A read of the whole blob is verified
-// against b.Digest: its last Read returns ErrDigestMismatch instead of
-// io.EOF if the bytes are wrong. Every chunk is verified against its id
-// whatever the range. Close the reader to stop its prefetching.
+// Open returns a reader of length bytes of b starting at off. A read of
+// the whole blob is verified against b.Digest: its last Read returns
+// ErrDigestMismatch instead of io.EOF if the bytes are wrong. Every chunk is
+// verified against its id whatever the range. An opaque blob's range reads
+// only the chunks it overlaps; a layer is re-encoded (see openLayer). Close
+// the reader to stop its prefetching.
 func (a *Assembler) Open(ctx context.Context, b Blob, off, length int64) (io.ReadCloser, error) {
 	if off < 0 || length < 0 || off+length > b.Size {
 		return nil, fmt.Errorf("assembler: range %d+%d outside blob %s of %d bytes", off, length, b.Digest, b.Size)
 	}
-	r := &reader{blob: b, off: off, remaining: length, bufs: &a.bufs}
-	if off == 0 && length == b.Size {
-		if err := b.Digest.Validate(); err != nil {
-			return nil, fmt.Errorf("assembler: %w", err)
-		}
-		r.verify = b.Digest.Algorithm().Hash()
+	if err := b.Digest.Validate(); err != nil {
+		return nil, fmt.Errorf("assembler: %w", err)
 	}
+	if b.Layout != nil {
+		return a.openLayer(ctx, b, off, length)
+	}
+	r := a.openChunks(ctx, b.Digest, b.Chunks, off, length)
+	if off == 0 && length == b.Size {
+		return newVerifier(r, b.Digest, b.Size), nil
+	}
+	return r, nil
+}
+
+// openChunks streams length bytes from off of the concatenated chunks,
+// each verified against its id, read ahead in batches.
+func (a *Assembler) openChunks(ctx context.Context, d digest.Digest, chunks []refgraph.ChunkRef, off, length int64) *reader {
+	r := &reader{blob: d, remaining: length, bufs: &a.bufs}
 	// Find the first chunk of the range.
 	first, skip := 0, off
-	for first < len(b.Chunks) && skip >= int64(b.Chunks[first].RawLen) {
-		skip -= int64(b.Chunks[first].RawLen)
+	for first < len(chunks) && skip >= int64(chunks[first].RawLen) {
+		skip -= int64(chunks[first].RawLen)
 		first++
 	}
 	r.skip = skip
 	ctx, cancel := context.WithCancel(ctx)
 	r.cancel = cancel
 	r.results = make(chan result, a.prefetch)
-	go a.produce(ctx, b, first, off+length, r.results)
-	return r, nil
+	go a.produce(ctx, d, chunks, first, off+length, r.results)
+	return r
 }
 
 // bufRound is the granularity of pooled chunk buffers.
@@ -107,32 +139,32 @@ type result struct {
 
 // produce reads the chunks from first on until end (a blob offset), in
 // batches, and sends them in order.
-func (a *Assembler) produce(ctx context.Context, b Blob, first int, end int64, out chan<- result) {
+func (a *Assembler) produce(ctx context.Context, d digest.Digest, chunks []refgraph.ChunkRef, first int, end int64, out chan<- result) {
 	defer close(out)
 	pos := int64(0)
 	for i := 0; i < first; i++ {
-		pos += int64(b.Chunks[i].RawLen)
+		pos += int64(chunks[i].RawLen)
 	}
 	var (
 		reqs []chunkstore.ChunkRead
 		bufs []*[]byte
 		dsts [][]byte
 	)
-	for i := first; i < len(b.Chunks) && pos < end; {
+	for i := first; i < len(chunks) && pos < end; {
 		// The next batch: at least one chunk, at most batchBytes.
 		reqs, bufs, dsts = reqs[:0], bufs[:0], dsts[:0]
 		var batch int64
 		var err error
-		for ; i < len(b.Chunks) && pos < end && (len(reqs) == 0 || batch+int64(b.Chunks[i].RawLen) <= batchBytes); i++ {
-			c := b.Chunks[i]
+		for ; i < len(chunks) && pos < end && (len(reqs) == 0 || batch+int64(chunks[i].RawLen) <= batchBytes); i++ {
+			c := chunks[i]
 			var rec refgraph.Chunk
 			if rec, err = a.loc.Chunk(c.ID); err != nil {
-				err = fmt.Errorf("assembler: blob %s chunk %d (%s): %w", b.Digest, i, c.ID, err)
+				err = fmt.Errorf("assembler: blob %s chunk %d (%s): %w", d, i, c.ID, err)
 				break
 			}
 			if rec.Loc.RawLen != c.RawLen {
 				err = fmt.Errorf("assembler: blob %s chunk %d (%s) is %d bytes, recipe says %d: %w",
-					b.Digest, i, c.ID, rec.Loc.RawLen, c.RawLen, chunkstore.ErrCorrupt)
+					d, i, c.ID, rec.Loc.RawLen, c.RawLen, chunkstore.ErrCorrupt)
 				break
 			}
 			reqs = append(reqs, chunkstore.ChunkRead{ID: c.ID, Loc: rec.Loc})
@@ -145,7 +177,7 @@ func (a *Assembler) produce(ctx context.Context, b Blob, first int, end int64, o
 		if err == nil {
 			data, err = a.chunks.ReadChunks(ctx, reqs, dsts)
 			if err != nil {
-				err = fmt.Errorf("assembler: blob %s: %w", b.Digest, err)
+				err = fmt.Errorf("assembler: blob %s: %w", d, err)
 			}
 		}
 		// ReadChunks returns each chunk at its indexed length, checked
@@ -168,7 +200,7 @@ func (a *Assembler) produce(ctx context.Context, b Blob, first int, end int64, o
 		}
 		if err != nil {
 			if ctx.Err() == nil {
-				a.log.Error("chunk read failed", "blob", b.Digest, "err", err)
+				a.log.Error("chunk read failed", "blob", d, "err", err)
 			}
 			select {
 			case out <- result{err: err}:
@@ -192,9 +224,10 @@ func (a *Assembler) getBuf(n int) *[]byte {
 	return buf
 }
 
+// reader streams chunks from a producer, dropping what is outside its
+// range.
 type reader struct {
-	blob      Blob
-	off       int64
+	blob      digest.Digest
 	remaining int64
 	skip      int64   // bytes to drop from the next chunk
 	buf       []byte  // unread part of the current chunk
@@ -202,7 +235,6 @@ type reader struct {
 	bufs      *sync.Pool
 	results   chan result
 	cancel    context.CancelFunc
-	verify    hash.Hash
 	err       error
 }
 
@@ -213,12 +245,12 @@ func (r *reader) Read(p []byte) (int, error) {
 	for len(r.buf) == 0 {
 		r.release()
 		if r.remaining == 0 {
-			r.err = r.finish()
+			r.err = io.EOF
 			return 0, r.err
 		}
 		res, ok := <-r.results
 		if !ok {
-			r.err = fmt.Errorf("assembler: blob %s ended %d bytes early: %w", r.blob.Digest, r.remaining, chunkstore.ErrCorrupt)
+			r.err = fmt.Errorf("assembler: blob %s ended %d bytes early: %w", r.blob, r.remaining, chunkstore.ErrCorrupt)
 			return 0, r.err
 		}
 		r.cur = res.buf
@@ -234,23 +266,9 @@ func (r *reader) Read(p []byte) (int, error) {
 		r.buf = data
 	}
 	n := copy(p, r.buf)
-	if r.verify != nil {
-		r.verify.Write(p[:n])
-	}
 	r.buf = r.buf[n:]
 	r.remaining -= int64(n)
 	return n, nil
-}
-
-func (r *reader) finish() error {
-	if r.verify == nil {
-		return io.EOF
-	}
-	got := digest.NewDigestFromBytes(r.blob.Digest.Algorithm(), r.verify.Sum(nil))
-	if got != r.blob.Digest {
-		return fmt.Errorf("%w: %s assembled as %s", ErrDigestMismatch, r.blob.Digest, got)
-	}
-	return io.EOF
 }
 
 // release hands the current chunk's buffer back to the pool.

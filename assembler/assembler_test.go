@@ -75,7 +75,7 @@ func payload(n int) []byte {
 func TestReadWhole(t *testing.T) {
 	data := payload(10000)
 	m, b := split(data, 1000, 3000, 7)
-	got, err := io.ReadAll(must(New(m, m, 0, nil).Open(context.Background(), b, 0, b.Size)))
+	got, err := io.ReadAll(must(New(m, m, Options{}).Open(context.Background(), b, 0, b.Size)))
 	if err != nil || !bytes.Equal(got, data) {
 		t.Fatalf("read: %v (equal %v)", err, bytes.Equal(got, data))
 	}
@@ -96,7 +96,7 @@ func TestRangesReadOnlyTheirChunks(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(fmt.Sprintf("%d+%d", tt.off, tt.length), func(t *testing.T) {
 			m, b := split(data, 1000)
-			r, err := New(m, m, 0, nil).Open(context.Background(), b, tt.off, tt.length)
+			r, err := New(m, m, Options{}).Open(context.Background(), b, tt.off, tt.length)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -124,14 +124,14 @@ func TestCorruptionIsNeverServedSilently(t *testing.T) {
 	data := payload(5000)
 	m, b := split(data, 1000)
 	m.corrupt[b.Chunks[3].ID] = true
-	_, err := io.ReadAll(must(New(m, m, 0, nil).Open(context.Background(), b, 0, b.Size)))
+	_, err := io.ReadAll(must(New(m, m, Options{}).Open(context.Background(), b, 0, b.Size)))
 	if !errors.Is(err, ErrDigestMismatch) {
 		t.Fatalf("whole read of a corrupt blob: %v", err)
 	}
 	// A chunk whose length disagrees with the recipe.
 	m, b = split(data, 1000)
 	m.data[b.Chunks[1].ID] = m.data[b.Chunks[1].ID][:999]
-	_, err = io.ReadAll(must(New(m, m, 0, nil).Open(context.Background(), b, 1500, 10)))
+	_, err = io.ReadAll(must(New(m, m, Options{}).Open(context.Background(), b, 1500, 10)))
 	if !errors.Is(err, chunkstore.ErrCorrupt) {
 		t.Fatalf("short chunk: %v", err)
 	}
@@ -139,7 +139,7 @@ func TestCorruptionIsNeverServedSilently(t *testing.T) {
 	m, b = split(data, 1000)
 	boom := errors.New("boom")
 	m.fail[b.Chunks[4].ID] = boom
-	_, err = io.ReadAll(must(New(m, m, 0, nil).Open(context.Background(), b, 0, b.Size)))
+	_, err = io.ReadAll(must(New(m, m, Options{}).Open(context.Background(), b, 0, b.Size)))
 	if !errors.Is(err, boom) {
 		t.Fatalf("failing chunk: %v", err)
 	}
@@ -148,7 +148,7 @@ func TestCorruptionIsNeverServedSilently(t *testing.T) {
 func TestCloseEarly(t *testing.T) {
 	data := payload(100000)
 	m, b := split(data, 100)
-	r := must(New(m, m, 4, nil).Open(context.Background(), b, 0, b.Size))
+	r := must(New(m, m, Options{Prefetch: 4}).Open(context.Background(), b, 0, b.Size))
 	buf := make([]byte, 10)
 	if _, err := io.ReadFull(r, buf); err != nil {
 		t.Fatal(err)
@@ -162,7 +162,7 @@ func TestCloseEarly(t *testing.T) {
 func TestBadRange(t *testing.T) {
 	m, b := split(payload(100), 10)
 	for _, rg := range [][2]int64{{-1, 5}, {0, 101}, {100, 1}, {50, -1}} {
-		if _, err := New(m, m, 0, nil).Open(context.Background(), b, rg[0], rg[1]); err == nil {
+		if _, err := New(m, m, Options{}).Open(context.Background(), b, rg[0], rg[1]); err == nil {
 			t.Errorf("range %v accepted", rg)
 		}
 	}

@@ -66,7 +66,7 @@ func BenchmarkPull(b *testing.B) {
 		}
 		blob.Chunks = append(blob.Chunks, refgraph.ChunkRef{ID: c.ID, RawLen: c.RawLen})
 	}
-	asm := New(loc, store, 0, slog.New(slog.DiscardHandler))
+	asm := New(loc, store, Options{Logger: slog.New(slog.DiscardHandler)})
 	b.SetBytes(int64(len(data)))
 	b.ReportAllocs()
 	b.ResetTimer()

@@ -153,3 +153,9 @@ func (g *Graph) GiveUpConversion(d digest.Digest, written []chunkstore.Chunk) er
 		return t.dequeue(d)
 	})
 }
+
+// RecordWritten counts chunks a Write stored that no blob will reference
+// (a conversion that did not pan out) as dead bytes of their packs.
+func (g *Graph) RecordWritten(written []chunkstore.Chunk) error {
+	return g.update(func(t *txn) error { return t.addWritten(written) })
+}

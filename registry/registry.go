@@ -30,6 +30,14 @@ type Options struct {
 	UploadTTL       time.Duration // idle sessions older than this expire; default 24h
 	MaxManifestSize int64         // default 4 MiB
 	Logger          *slog.Logger
+
+	// LayerCache keeps encoded layers for hot pulls; nil: none.
+	LayerCache *chunkstore.FileCache
+	// MaxEncodes bounds layer encodes running at once (0: 2 per CPU).
+	MaxEncodes int
+	// Convert is how layers pushed opaque are split and re-chunked in the
+	// background; zero Workers: no conversion.
+	Convert ConvertOptions
 }
 
 // Service implements the registry operations over the index and the store.
@@ -40,6 +48,8 @@ type Service struct {
 	uploads *uploads
 	maxMan  int64
 	log     *slog.Logger
+	convert ConvertOptions
+	kick    chan struct{} // wakes the converter
 }
 
 // New returns a Service. It does not own graph and store: the caller closes
@@ -58,18 +68,42 @@ func New(graph *refgraph.Graph, store *chunkstore.Store, opts Options) (*Service
 	if err != nil {
 		return nil, err
 	}
+	if opts.Convert.Workers > 0 {
+		if opts.Convert.PendingDir == "" {
+			return nil, errors.New("registry: conversion needs a pending dir")
+		}
+		if err := os.MkdirAll(opts.Convert.PendingDir, 0o750); err != nil {
+			return nil, fmt.Errorf("registry: %w", err)
+		}
+		opts.Convert.setDefaults()
+	}
 	return &Service{
-		graph:   graph,
-		store:   store,
-		asm:     assembler.New(graph, store, 0, opts.Logger),
+		graph: graph,
+		store: store,
+		asm: assembler.New(graph, store, assembler.Options{
+			LayerCache: opts.LayerCache,
+			MaxEncodes: opts.MaxEncodes,
+			Logger:     opts.Logger,
+		}),
+		convert: opts.Convert,
+		kick:    make(chan struct{}, 1),
 		uploads: up,
 		maxMan:  opts.MaxManifestSize,
 		log:     opts.Logger,
 	}, nil
 }
 
-// Run expires idle upload sessions until ctx is done.
+// Run expires idle upload sessions and runs the converter until ctx is
+// done.
 func (s *Service) Run(ctx context.Context) {
+	if s.convert.Workers > 0 {
+		done := make(chan struct{})
+		go func() {
+			s.runConverter(ctx)
+			close(done)
+		}()
+		defer func() { <-done }()
+	}
 	tick := time.NewTicker(min(s.uploads.ttl/4, 10*time.Minute))
 	defer tick.Stop()
 	for {
@@ -124,18 +158,35 @@ func notFound(err, class error, what any) error {
 // OpenBlob returns a reader of length bytes of blob d from off, and the
 // blob's size. length < 0 means to the end.
 func (s *Service) OpenBlob(ctx context.Context, repo string, d digest.Digest, off, length int64) (io.ReadCloser, int64, error) {
-	b, err := s.linkedBlob(repo, d)
-	if err != nil {
-		return nil, 0, err
+	for attempt := 0; ; attempt++ {
+		b, err := s.linkedBlob(repo, d)
+		if err != nil {
+			return nil, 0, err
+		}
+		if length < 0 {
+			length = b.Size - off
+		}
+		if off < 0 || length < 0 || off+length > b.Size {
+			return nil, b.Size, fmt.Errorf("%w: %d+%d of %d bytes", ErrRangeInvalid, off, length, b.Size)
+		}
+		if b.Kind != refgraph.KindPending {
+			r, err := s.asm.Open(ctx, recipe(b), off, length)
+			return r, b.Size, err
+		}
+		f, ok, err := s.openPending(d)
+		if err != nil {
+			return nil, 0, err
+		}
+		if ok {
+			if off == 0 && length == b.Size {
+				return assembler.Verify(f, d, b.Size), b.Size, nil
+			}
+			return sectionFile{io.NewSectionReader(f, off, length), f}, b.Size, nil
+		}
+		if attempt > 0 { // converted since we looked: look again, once
+			return nil, 0, fmt.Errorf("registry: pending blob %s has no file", d)
+		}
 	}
-	if length < 0 {
-		length = b.Size - off
-	}
-	if off < 0 || length < 0 || off+length > b.Size {
-		return nil, b.Size, fmt.Errorf("%w: %d+%d of %d bytes", ErrRangeInvalid, off, length, b.Size)
-	}
-	r, err := s.asm.Open(ctx, assembler.Blob{Digest: d, Size: b.Size, Chunks: b.Chunks}, off, length)
-	return r, b.Size, err
 }
 
 // DeleteBlob removes repo's link to blob d.
@@ -234,7 +285,7 @@ func (s *Service) FinishUpload(ctx context.Context, repo, id string, d digest.Di
 		return fmt.Errorf("registry: upload %s: %w", id, err)
 	}
 	defer f.Close()
-	return s.commit(ctx, repo, d, sess.size, f)
+	return s.commit(ctx, repo, d, sess.size, sess.path, f)
 }
 
 // digest returns the digest of the session's bytes with algo, from the
@@ -254,11 +305,20 @@ func (sess *session) digest(algo digest.Algorithm) (digest.Digest, error) {
 	return algo.FromReader(f)
 }
 
-// commit stores the verified content of blob d (size bytes from r) and
-// links it into repo: chunks durable first, then the index batch.
-func (s *Service) commit(ctx context.Context, repo string, d digest.Digest, size int64, r io.ReadSeeker) error {
+// commit stores the verified content of blob d (size bytes in the file at
+// path, open as r) and links it into repo: data durable first (chunks in
+// packs, or the file itself for a layer pending conversion), then the
+// index batch.
+func (s *Service) commit(ctx context.Context, repo string, d digest.Digest, size int64, path string, r *os.File) error {
 	if _, err := s.graph.Blob(d); err == nil {
 		return s.graph.LinkBlob(repo, d)
+	}
+	if s.convert.Workers > 0 {
+		prefix := make([]byte, 512)
+		n, _ := r.ReadAt(prefix, 0)
+		if layerCandidate(prefix[:n]) {
+			return s.commitPending(repo, d, size, path)
+		}
 	}
 	for attempt := 0; ; attempt++ {
 		chunks, n, err := s.store.Write(ctx, r, s.knownChunk)
@@ -326,7 +386,7 @@ func (s *Service) Referrers(ctx context.Context, repo string, d digest.Digest, a
 
 // readAll reads a whole small blob (a manifest).
 func (s *Service) readAll(ctx context.Context, b refgraph.Blob) ([]byte, error) {
-	r, err := s.asm.Open(ctx, assembler.Blob{Digest: b.Digest, Size: b.Size, Chunks: b.Chunks}, 0, b.Size)
+	r, err := s.asm.Open(ctx, recipe(b), 0, b.Size)
 	if err != nil {
 		return nil, err
 	}
@@ -337,4 +397,9 @@ func (s *Service) readAll(ctx context.Context, b refgraph.Blob) ([]byte, error) 
 		return nil, err
 	}
 	return buf.Bytes(), nil
+}
+
+// recipe is what the assembler needs of an index record.
+func recipe(b refgraph.Blob) assembler.Blob {
+	return assembler.Blob{Digest: b.Digest, Size: b.Size, Chunks: b.Chunks, Layout: b.Layout}
 }

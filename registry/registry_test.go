@@ -21,11 +21,12 @@ import (
 
 // env is a service on a data dir that can be "restarted".
 type env struct {
-	t     *testing.T
-	dir   string
-	graph *refgraph.Graph
-	store *chunkstore.Store
-	svc   *Service
+	t       *testing.T
+	dir     string
+	convert ConvertOptions
+	graph   *refgraph.Graph
+	store   *chunkstore.Store
+	svc     *Service
 }
 
 func newEnv(t *testing.T) *env {
@@ -46,7 +47,7 @@ func (e *env) open() {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	e.svc, err = New(e.graph, e.store, Options{UploadDir: filepath.Join(e.dir, "uploads"), UploadTTL: time.Hour})
+	e.svc, err = New(e.graph, e.store, Options{UploadDir: filepath.Join(e.dir, "uploads"), UploadTTL: time.Hour, Convert: e.convert})
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/chunkyard/chunkyard/chunkstore"
 	"github.com/chunkyard/chunkyard/ocihttp"
 	"github.com/chunkyard/chunkyard/registry"
 )
@@ -27,6 +28,12 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	uploadTTL := fs.Duration("upload-ttl", 24*time.Hour, "idle upload sessions older than this expire")
 	maxManifest := fs.Int64("max-manifest-size", 4<<20, "largest manifest accepted, in bytes")
 	shutdownTimeout := fs.Duration("shutdown-timeout", 60*time.Second, "how long in-flight requests may take to finish on SIGINT/SIGTERM")
+	convertWorkers := fs.Int("convert-workers", 1, "layers converted (split, chunked, encoder found) at once in the background; 0: chunk every blob opaque on push")
+	maxInflated := fs.Int64("max-inflated-size", 16<<30, "layers that decompress past this many bytes stay opaque")
+	maxRatio := fs.Float64("max-inflate-ratio", 100, "layers that decompress past this ratio stay opaque")
+	layerCacheSize := fs.Int64("layer-cache-size", 4<<30, "bytes of encoded layers kept for hot pulls in --layer-cache-dir (0: none)")
+	layerCacheDir := fs.String("layer-cache-dir", "", "directory of the encoded layer cache (default DATA/layer-cache)")
+	maxEncodes := fs.Int("max-encodes", 0, "layer encodes running at once; more pulls wait (0: 2 per CPU)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	debugAddr := fs.String("debug-addr", "", "if set, serve Go's pprof profiles on this address (keep it on loopback)")
 	if err := parseFlags(fs, args); err != nil {
@@ -52,11 +59,28 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 			log.Error("closing data dir", "err", err)
 		}
 	}()
+	var layerCache *chunkstore.FileCache
+	if *layerCacheSize > 0 {
+		if *layerCacheDir == "" {
+			*layerCacheDir = filepath.Join(sf.data, "layer-cache")
+		}
+		if layerCache, err = chunkstore.OpenFileCache(*layerCacheDir, *layerCacheSize, log); err != nil {
+			return err
+		}
+	}
 	svc, err := registry.New(data.graph, data.store, registry.Options{
 		UploadDir:       filepath.Join(sf.data, "uploads"),
 		UploadTTL:       *uploadTTL,
 		MaxManifestSize: *maxManifest,
 		Logger:          log,
+		LayerCache:      layerCache,
+		MaxEncodes:      *maxEncodes,
+		Convert: registry.ConvertOptions{
+			Workers:     *convertWorkers,
+			PendingDir:  filepath.Join(sf.data, "pending"),
+			MaxInflated: *maxInflated,
+			MaxRatio:    *maxRatio,
+		},
 	})
 	if err != nil {
 		return err

@@ -5,8 +5,11 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"github.com/chunkyard/chunkyard/chunkstore"
 	"io"
 	"log/slog"
+	"math"
+	"path/filepath"
 	"text/tabwriter"
 )
 
@@ -26,6 +29,10 @@ type statsReport struct {
 	Packs           int     `json:"packs"`
 	OpenPacks       int     `json:"open_packs"`
 	ReadCacheBytes  int64   `json:"read_cache_bytes"`
+	LayerCacheBytes int64   `json:"layer_cache_bytes"`
+	PendingBlobs    int64   `json:"pending_conversions"`
+	PendingBytes    int64   `json:"pending_bytes"`
+	ConvertedBlobs  int64   `json:"converted_blobs"`
 	S3Objects       int     `json:"s3_objects,omitempty"`
 	S3Bytes         int64   `json:"s3_bytes,omitempty"`
 }
@@ -52,7 +59,7 @@ func stats(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	g := data.graph.Stats()
 	rep := statsReport{
 		LogicalBytes:    g.LogicalBytes,
-		StoredBytes:     st.PackBytes + st.OpenPackBytes,
+		StoredBytes:     st.PackBytes + st.OpenPackBytes + g.PendingBytes,
 		LinkedBytes:     g.LinkedBytes,
 		Repos:           g.Repos,
 		Blobs:           g.Blobs,
@@ -63,6 +70,12 @@ func stats(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Packs:           st.Packs,
 		OpenPacks:       st.OpenPacks,
 		ReadCacheBytes:  st.CacheBytes,
+		PendingBlobs:    g.PendingConversions,
+		PendingBytes:    g.PendingBytes,
+		ConvertedBlobs:  g.ConvertedBlobs,
+	}
+	if lc, err := chunkstore.OpenFileCache(filepath.Join(sf.data, "layer-cache"), math.MaxInt64, log); err == nil {
+		_, rep.LayerCacheBytes = lc.Usage()
 	}
 	if data.s3 != nil {
 		if rep.S3Objects, rep.S3Bytes, err = data.s3.Usage(ctx); err != nil {
@@ -79,13 +92,16 @@ func stats(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "logical bytes\t%d\t(%s, sum of stored blob sizes)\n", rep.LogicalBytes, human(rep.LogicalBytes))
-	fmt.Fprintf(tw, "stored bytes\t%d\t(%s, pack bytes on the backend)\n", rep.StoredBytes, human(rep.StoredBytes))
+	fmt.Fprintf(tw, "stored bytes\t%d\t(%s, pack bytes on the backend, plus blobs pending conversion)\n", rep.StoredBytes, human(rep.StoredBytes))
 	fmt.Fprintf(tw, "dedup ratio\t%.2fx\t(logical / stored)\n", rep.DedupRatio)
 	fmt.Fprintf(tw, "linked bytes\t%d\t(%s, blob sizes summed over every repository that links them)\n", rep.LinkedBytes, human(rep.LinkedBytes))
 	fmt.Fprintf(tw, "repositories\t%d\t\n", rep.Repos)
 	fmt.Fprintf(tw, "blobs\t%d\t\n", rep.Blobs)
 	fmt.Fprintf(tw, "chunks\t%d\t(%s raw, %s stored, %d shared by several blobs or places)\n", rep.Chunks, human(rep.ChunkRawBytes), human(rep.LiveStoredBytes), rep.SharedChunks)
 	fmt.Fprintf(tw, "packs\t%d\t(+%d open or staged)\n", rep.Packs, rep.OpenPacks)
+	fmt.Fprintf(tw, "layers split\t%d\t(stored as header + content streams, re-encoded on pull)\n", rep.ConvertedBlobs)
+	fmt.Fprintf(tw, "pending\t%d\t(%s received, waiting for the converter)\n", rep.PendingBlobs, human(rep.PendingBytes))
+	fmt.Fprintf(tw, "layer cache\t%d\t(%s of encoded layers, a cache, not storage)\n", rep.LayerCacheBytes, human(rep.LayerCacheBytes))
 	if data.s3 != nil {
 		fmt.Fprintf(tw, "s3 objects\t%d\t(%s in the bucket under the prefix)\n", rep.S3Objects, human(rep.S3Bytes))
 		fmt.Fprintf(tw, "read cache\t%d\t(%s, a cache, not storage)\n", rep.ReadCacheBytes, human(rep.ReadCacheBytes))

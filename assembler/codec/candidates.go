@@ -1,0 +1,126 @@
+package codec
+
+import (
+	"github.com/klauspost/compress/zstd"
+)
+
+// gzipCandidate is a (gzip encoder, level) pair to try.
+type gzipCandidate struct {
+	encoder string
+	level   int
+}
+
+// gzipCommon lists, most used first, the encoders and levels real clients
+// use (DESIGN.md): Go's compress/gzip at 6 (docker, BuildKit, containerd)
+// and 1 (go-containerregistry: crane, ko; kaniko); pgzip at its default,
+// which klauspost flate v1.18.0 runs as level 5 (podman, buildah, skopeo
+// through containers/image), and the same levels of klauspost gzip.
+func gzipCommon() []gzipCandidate {
+	return []gzipCandidate{
+		{EncoderStdlib, 6}, {EncoderPgzip, 5}, {EncoderKlauspostGzip, 5},
+		{EncoderPgzip, 6}, {EncoderKlauspostGzip, 6},
+		{EncoderStdlib, 1}, {EncoderPgzip, 1}, {EncoderKlauspostGzip, 1},
+		{EncoderStdlib, 9}, {EncoderPgzip, 9}, {EncoderKlauspostGzip, 9},
+	}
+}
+
+// gzipLevels is the order in which the remaining levels are tried.
+func gzipLevels() []int { return []int{2, 3, 4, 5, 6, 7, 8, 1, 9, 0, -2} }
+
+// gzipCandidates narrows the candidates by the header: Go-family writers
+// derive XFL from the level, so only levels giving the stored XFL can
+// match. A header no Go-family writer writes by default (an OS other than
+// 255, FTEXT, FHCRC: GNU gzip, pigz, zlib) gets only the common levels, as
+// a cheap check; others get every level.
+func gzipCandidates(h GzipHeader) []Encoding {
+	list := gzipCommon()
+	if h.OS == osUnknown && h.Flags&(flagText|flagHCRC) == 0 {
+		for _, e := range []string{EncoderStdlib, EncoderPgzip, EncoderKlauspostGzip} {
+			for _, l := range gzipLevels() {
+				list = append(list, gzipCandidate{e, l})
+			}
+		}
+	}
+	seen := make(map[gzipCandidate]bool)
+	var out []Encoding
+	for _, c := range list {
+		if seen[c] || xflFor(c.level) != h.XFL {
+			continue
+		}
+		seen[c] = true
+		v, ok := versionOf(c.encoder)
+		if !ok {
+			continue
+		}
+		hdr := h
+		enc := Encoding{Format: FormatGzip, Encoder: c.encoder, Version: v, Level: c.level, Gzip: &hdr}
+		if c.encoder == EncoderPgzip {
+			enc.BlockSize = pgzipDefaultBlockSize
+		}
+		out = append(out, enc)
+	}
+	return out
+}
+
+// zstdLevelWindow is klauspost's default window for a level.
+func zstdLevelWindow(l zstd.EncoderLevel) int64 {
+	if l == zstd.SpeedFastest {
+		return 4 << 20
+	}
+	return 8 << 20
+}
+
+// zstdCandidates narrows klauspost zstd candidates by the frame header.
+// The streaming encoder declares no content size, and its window is the
+// level's (fastest 4 MiB, others 8 MiB) unless set; a stream that fits one
+// block is a single-segment frame that tells nothing of the level. A
+// declared content size (ResetContentSize) shrinks the window to fit it.
+func zstdCandidates(f zstdFrame) []Encoding {
+	v, ok := versionOf(EncoderKlauspostZstd)
+	if !ok || f.dictID {
+		return nil
+	}
+	levels := []zstd.EncoderLevel{zstd.SpeedDefault, zstd.SpeedFastest, zstd.SpeedBetterCompression, zstd.SpeedBestCompression}
+	var out []Encoding
+	add := func(l zstd.EncoderLevel, p ZstdParams) {
+		out = append(out, Encoding{Format: FormatZstd, Encoder: EncoderKlauspostZstd, Version: v, Level: int(l), Zstd: &p})
+	}
+	switch {
+	case f.single:
+		for _, l := range levels {
+			add(l, ZstdParams{Checksum: f.checksum})
+		}
+	case f.contentSize >= 0:
+		for _, l := range levels {
+			if zstdDeclaredWindow(zstdLevelWindow(l), f.contentSize) == f.window {
+				add(l, ZstdParams{Checksum: f.checksum, ContentSize: f.contentSize})
+			}
+		}
+	default:
+		for _, l := range levels {
+			if zstdLevelWindow(l) == f.window {
+				add(l, ZstdParams{Checksum: f.checksum})
+			}
+		}
+		if len(out) == 0 && f.window <= zstd.MaxWindowSize && f.window&(f.window-1) == 0 {
+			for _, l := range levels {
+				add(l, ZstdParams{Checksum: f.checksum, WindowSize: int(f.window)})
+			}
+		}
+	}
+	return out
+}
+
+// zstdDeclaredWindow is the window klauspost declares for a stream of a
+// known size (fastBase.WindowSize): the next power of two above it, at
+// least 1 KiB, at most the level's window.
+func zstdDeclaredWindow(levelWindow, size int64) int64 {
+	if size <= 0 || size >= levelWindow {
+		return levelWindow
+	}
+	w := int64(1024)
+	for w <= size {
+		w <<= 1
+	}
+	return w
+}

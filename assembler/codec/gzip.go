@@ -1,0 +1,146 @@
+package codec
+
+import (
+	stdflate "compress/flate"
+	"encoding/binary"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"runtime"
+
+	kflate "github.com/klauspost/compress/flate"
+	"github.com/klauspost/pgzip"
+)
+
+const (
+	// pgzipDefaultBlockSize is pgzip's default block size (1 MiB).
+	pgzipDefaultBlockSize = 1 << 20
+	// pgzipMinBlockSize: pgzip refuses blocks of its 16 KiB tail or less.
+	pgzipMinBlockSize = 16384 + 1
+	// pgzipMaxBlocks caps pgzip's blocks in flight (memory: about twice
+	// the block size each). The count does not shape the output.
+	pgzipMaxBlocks = 4
+)
+
+// gzipWriter writes one gzip member: the header from the Encoding, then
+// the encoder's body. For flate-based encoders it writes the trailer
+// itself; pgzip writes its own body and trailer, and its header (always
+// the 10 default bytes, as no header field is set on it) is dropped.
+type gzipWriter struct {
+	w      io.Writer
+	header []byte         // pending until the first Write or Close
+	body   io.WriteCloser // the encoder
+	pgzip  bool           // body writes the trailer
+	crc    uint32
+	size   uint32
+	closed bool
+	err    error
+}
+
+func newGzipWriter(w io.Writer, enc Encoding) (*gzipWriter, error) {
+	if enc.Level < -2 || enc.Level > 9 {
+		return nil, fmt.Errorf("%w: %s level %d", ErrInvalid, enc.Encoder, enc.Level)
+	}
+	h := defaultGzipHeader(enc.Encoder, enc.Level)
+	if enc.Gzip != nil {
+		h = *enc.Gzip
+	}
+	header, err := h.appendTo(nil)
+	if err != nil {
+		return nil, err
+	}
+	z := &gzipWriter{w: w, header: header}
+	switch enc.Encoder {
+	case EncoderStdlib:
+		z.body, err = stdflate.NewWriter(w, enc.Level)
+	case EncoderKlauspostGzip:
+		z.body, err = kflate.NewWriter(w, enc.Level)
+	case EncoderPgzip:
+		z.body, err = newPgzip(w, enc)
+		z.pgzip = true
+	default:
+		err = fmt.Errorf("%w: %s is not a gzip encoder", ErrInvalid, enc.Encoder)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	if !z.pgzip && enc.BlockSize != 0 {
+		return nil, fmt.Errorf("%w: %s has no block size", ErrInvalid, enc.Encoder)
+	}
+	return z, nil
+}
+
+func newPgzip(w io.Writer, enc Encoding) (*pgzip.Writer, error) {
+	if enc.BlockSize < pgzipMinBlockSize {
+		return nil, fmt.Errorf("pgzip block size %d, want at least %d", enc.BlockSize, pgzipMinBlockSize)
+	}
+	pw, err := pgzip.NewWriterLevel(&skipWriter{w: w, skip: gzipFixedLen}, enc.Level)
+	if err != nil {
+		return nil, err
+	}
+	if err := pw.SetConcurrency(enc.BlockSize, min(runtime.GOMAXPROCS(0), pgzipMaxBlocks)); err != nil {
+		return nil, err
+	}
+	return pw, nil
+}
+
+func (z *gzipWriter) writeHeader() error {
+	if z.header != nil {
+		_, z.err = z.w.Write(z.header)
+		z.header = nil
+	}
+	return z.err
+}
+
+func (z *gzipWriter) Write(p []byte) (int, error) {
+	if z.closed {
+		return 0, fmt.Errorf("codec: write after close")
+	}
+	if err := z.writeHeader(); err != nil {
+		return 0, err
+	}
+	n, err := z.body.Write(p)
+	if !z.pgzip {
+		z.crc = crc32.Update(z.crc, crc32.IEEETable, p[:n])
+		z.size += uint32(n)
+	}
+	if err != nil {
+		z.err = err
+	}
+	return n, err
+}
+
+func (z *gzipWriter) Close() error {
+	if z.closed {
+		return z.err
+	}
+	z.closed = true
+	if err := z.writeHeader(); err != nil {
+		z.body.Close() // release pgzip's goroutines
+		return err
+	}
+	if z.err = z.body.Close(); z.err != nil || z.pgzip {
+		return z.err
+	}
+	var trailer [8]byte
+	binary.LittleEndian.PutUint32(trailer[:4], z.crc)
+	binary.LittleEndian.PutUint32(trailer[4:], z.size)
+	_, z.err = z.w.Write(trailer[:])
+	return z.err
+}
+
+// skipWriter drops the first skip bytes written through it.
+type skipWriter struct {
+	w    io.Writer
+	skip int
+}
+
+func (s *skipWriter) Write(p []byte) (int, error) {
+	n := min(s.skip, len(p))
+	s.skip -= n
+	if n == len(p) {
+		return n, nil
+	}
+	m, err := s.w.Write(p[n:])
+	return n + m, err
+}

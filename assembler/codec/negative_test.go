@@ -1,0 +1,146 @@
+package codec
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"os/exec"
+	"testing"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+// TestFindForeignEncoders: real GNU gzip and reference zstd output is not
+// reproducible here, and Find must say so after a few cheap trials.
+func TestFindForeignEncoders(t *testing.T) {
+	raw := genTar(t, 3, 3<<20)
+	for _, args := range [][]string{
+		{"gzip", "-9", "-n", "-c"}, {"gzip", "-6", "-c"}, {"gzip", "-1", "-n", "-c"},
+		{"zstd", "-3", "-q", "-c"}, {"zstd", "-19", "-q", "-c"},
+	} {
+		t.Run(args[0]+args[1], func(t *testing.T) {
+			if _, err := exec.LookPath(args[0]); err != nil {
+				t.Skipf("no %s binary", args[0])
+			}
+			cmd := exec.Command(args[0], args[1:]...)
+			cmd.Stdin = bytes.NewReader(raw)
+			blob, err := cmd.Output()
+			if err != nil {
+				t.Fatal(err)
+			}
+			enc, ok, st := find(t, raw, blob)
+			t.Logf("%+v", st)
+			if ok {
+				t.Fatalf("Find claims %s reproduces %v", enc, args)
+			}
+			// OS=3 leaves only the common gzip candidates; every trial
+			// stops within a few MiB of raw input.
+			if st.Trials > 5 || st.RawBytes > int64(st.Trials)*4<<20 {
+				t.Errorf("too costly a miss: %d trials, %d raw bytes", st.Trials, st.RawBytes)
+			}
+		})
+	}
+}
+
+// TestFindDamaged: truncated, corrupt, padded, multi-member, multi-frame
+// and unrecognised blobs give ok=false without an error or a panic.
+func TestFindDamaged(t *testing.T) {
+	raw := genTar(t, 4, 1<<20)
+	gz := encode(t, mkEnc(t, EncoderStdlib, 6), raw)
+	zs := encode(t, mkEnc(t, EncoderKlauspostZstd, int(zstd.SpeedDefault)), raw)
+	half := len(raw) / 2
+	twoMembers := append(encode(t, mkEnc(t, EncoderStdlib, 6), raw[:half]),
+		encode(t, mkEnc(t, EncoderStdlib, 6), raw[half:])...)
+	twoFrames := append(encode(t, mkEnc(t, EncoderKlauspostZstd, 2), raw[:half]),
+		encode(t, mkEnc(t, EncoderKlauspostZstd, 2), raw[half:])...)
+	flip := func(b []byte, i int) []byte {
+		c := bytes.Clone(b)
+		c[i] ^= 0x40
+		return c
+	}
+	dict := bytes.Clone(zs)
+	dict[4] |= 1 // a dictionary ID byte follows: shifts the header
+	skippable := append([]byte{0x50, 0x2a, 0x4d, 0x18, 0, 0, 0, 0}, zs...)
+	for name, blob := range map[string][]byte{
+		"empty":            nil,
+		"gzip-magic-only":  gz[:3],
+		"gzip-header-only": gz[:10],
+		"gzip-half":        gz[:len(gz)/2],
+		"gzip-no-trailer":  gz[:len(gz)-8],
+		"gzip-bad-crc":     flip(gz, len(gz)-6),
+		"gzip-corrupt":     flip(gz, len(gz)/2),
+		"gzip-reserved":    flip(gz, 3), // FLG 0x40
+		"gzip-padded":      append(bytes.Clone(gz), 0, 0, 0, 0),
+		"gzip-two-members": twoMembers,
+		"gzip-garbage":     append(bytes.Clone(gz[:10]), bytes.Repeat([]byte{0xa5}, 4096)...),
+		"zstd-half":        zs[:len(zs)/2],
+		"zstd-corrupt":     flip(zs, len(zs)/2),
+		"zstd-dictionary":  dict,
+		"zstd-two-frames":  twoFrames,
+		"zstd-skippable":   skippable,
+		"raw-tar":          raw,
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			enc, ok, st, err := FindWithStats(context.Background(), opener(raw), opener(blob))
+			if err != nil || ok {
+				t.Fatalf("Find = %s, %v, %v; want no match, no error", enc, ok, err)
+			}
+			t.Logf("%+v", st)
+		})
+	}
+}
+
+// TestFindErrors: ctx and the two streams' errors come back as errors.
+func TestFindErrors(t *testing.T) {
+	raw := genTar(t, 5, 256<<10)
+	blob := encode(t, mkEnc(t, EncoderStdlib, 6), raw)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, _, err := Find(ctx, opener(raw), opener(blob)); !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled: err %v", err)
+	}
+	boom := errors.New("boom")
+	fail := func() (io.ReadCloser, error) { return nil, boom }
+	if _, _, err := Find(context.Background(), opener(raw), fail); !errors.Is(err, boom) {
+		t.Errorf("orig fails: err %v", err)
+	}
+	if _, _, err := Find(context.Background(), fail, opener(blob)); !errors.Is(err, boom) {
+		t.Errorf("raw fails: err %v", err)
+	}
+	broken := func(b []byte) func() (io.ReadCloser, error) {
+		return func() (io.ReadCloser, error) {
+			return io.NopCloser(io.MultiReader(bytes.NewReader(b[:1000]), errReader{boom})), nil
+		}
+	}
+	if _, _, err := Find(context.Background(), broken(raw), opener(blob)); !errors.Is(err, boom) {
+		t.Errorf("raw read fails: err %v", err)
+	}
+	if _, _, err := Find(context.Background(), opener(raw), broken(blob)); !errors.Is(err, boom) {
+		t.Errorf("orig read fails: err %v", err)
+	}
+}
+
+type errReader struct{ err error }
+
+func (r errReader) Read([]byte) (int, error) { return 0, r.err }
+
+// FuzzFind: no input makes Find panic or report a match it cannot
+// reproduce.
+func FuzzFind(f *testing.F) {
+	raw := []byte("hello, hello, hello chunkyard")
+	f.Add(raw, encode(f, mkEnc(f, EncoderStdlib, 6), raw))
+	f.Add(raw, encode(f, mkEnc(f, EncoderKlauspostZstd, 2), raw))
+	f.Add(raw, encode(f, mkEnc(f, EncoderPgzip, 5), raw))
+	f.Add([]byte{}, encode(f, mkEnc(f, EncoderStdlib, 1), nil))
+	f.Fuzz(func(t *testing.T, raw, blob []byte) {
+		enc, ok, err := Find(context.Background(), opener(raw), opener(blob))
+		if err != nil {
+			t.Fatal(err) // in-memory streams never fail
+		}
+		if ok && !bytes.Equal(encode(t, enc, raw), blob) {
+			t.Fatalf("%s does not reproduce the blob", enc)
+		}
+	})
+}

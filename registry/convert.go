@@ -1,0 +1,321 @@
+package registry
+
+import (
+	"bufio"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/chunkyard/chunkyard/assembler"
+	"github.com/chunkyard/chunkyard/assembler/codec"
+	"github.com/chunkyard/chunkyard/assembler/tarsplit"
+	"github.com/chunkyard/chunkyard/chunkstore"
+	"github.com/chunkyard/chunkyard/refgraph"
+	"github.com/klauspost/compress/zstd"
+	"github.com/opencontainers/go-digest"
+)
+
+// ConvertOptions configure the background converter.
+type ConvertOptions struct {
+	// Workers is how many blobs are converted at once; 0 turns conversion
+	// off (every blob is then chunked opaque while it is pushed).
+	Workers int
+	// PendingDir holds pushed blobs waiting for conversion (required with
+	// Workers > 0; same filesystem as the upload dir).
+	PendingDir string
+	// MaxInflated is the largest uncompressed layer converted (default 16
+	// GiB); MaxRatio the largest uncompressed/compressed ratio (default
+	// 100). A layer past either stays opaque: decompression bombs cost
+	// bounded time and no memory.
+	MaxInflated int64
+	MaxRatio    float64
+}
+
+func (o *ConvertOptions) setDefaults() {
+	if o.MaxInflated <= 0 {
+		o.MaxInflated = 16 << 30
+	}
+	if o.MaxRatio <= 0 {
+		o.MaxRatio = 100
+	}
+}
+
+// errNotLayer is why a blob stays opaque; it is not a failure.
+var errNotLayer = errors.New("not a reproducible layer")
+
+func (s *Service) kickConverter() {
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+// runConverter converts queued blobs until ctx is done.
+func (s *Service) runConverter(ctx context.Context) {
+	if err := s.sweepPending(); err != nil {
+		s.log.Error("sweeping pending blobs", "err", err)
+	}
+	slots := make(chan struct{}, s.convert.Workers)
+	busy := map[digest.Digest]bool{}
+	done := make(chan digest.Digest)
+	for {
+		queued, err := s.graph.Queued(4 * s.convert.Workers)
+		if err != nil {
+			s.log.Error("reading the conversion queue", "err", err)
+		}
+		for _, d := range queued {
+			if busy[d] {
+				continue
+			}
+			select {
+			case slots <- struct{}{}:
+			default:
+				continue // all workers busy; the rest waits
+			}
+			busy[d] = true
+			go func() {
+				if err := s.convertOne(ctx, d); err != nil && ctx.Err() == nil {
+					s.log.Error("converting blob", "digest", d, "err", err)
+				}
+				<-slots
+				done <- d
+			}()
+		}
+		select {
+		case <-ctx.Done():
+			for len(busy) > 0 { // let running conversions stop
+				delete(busy, <-done)
+			}
+			return
+		case d := <-done:
+			delete(busy, d)
+		case <-s.kick:
+		case <-time.After(5 * time.Second):
+		}
+	}
+}
+
+// convertOne chunks a queued blob: split if it is a layer whose encoding
+// can be reproduced, opaque otherwise.
+func (s *Service) convertOne(ctx context.Context, d digest.Digest) error {
+	start := time.Now()
+	b, err := s.graph.Blob(d)
+	if errors.Is(err, refgraph.ErrNotFound) || err == nil && b.Kind == refgraph.KindLayer {
+		return s.graph.GiveUpConversion(d, nil)
+	}
+	if err != nil {
+		return err
+	}
+	orig := func() (io.ReadCloser, error) { return s.openOriginal(ctx, b) }
+	chunks, layout, written, err := s.splitLayer(ctx, b, orig)
+	if err == nil {
+		if err := s.graph.ConvertBlob(d, chunks, layout); err != nil {
+			return err
+		}
+		s.log.Info("converted layer", "digest", d, "bytes", b.Size, "tar_bytes", layout.TarSize,
+			"chunks", len(chunks), "encoding", string(layout.Encoding), "duration", time.Since(start).Round(time.Millisecond))
+		return s.dropPending(b)
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if !errors.Is(err, errNotLayer) {
+		s.log.Warn("layer conversion failed; storing the blob opaque", "digest", d, "err", err)
+	} else {
+		s.log.Info("storing blob opaque", "digest", d, "why", err)
+	}
+	if b.Kind != refgraph.KindPending {
+		return s.graph.GiveUpConversion(d, written)
+	}
+	r, err := orig()
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	opaque, n, err := s.store.Write(ctx, r, s.knownChunk)
+	if err == nil && n != b.Size {
+		err = fmt.Errorf("read %d bytes of %d", n, b.Size)
+	}
+	if err != nil {
+		return fmt.Errorf("storing %s opaque: %w", d, err)
+	}
+	if err := s.graph.ConvertBlob(d, opaque, nil); err != nil {
+		return err
+	}
+	if err := s.graph.RecordWritten(written); err != nil {
+		return err
+	}
+	return s.dropPending(b)
+}
+
+func (s *Service) dropPending(b refgraph.Blob) error {
+	if b.Kind != refgraph.KindPending {
+		return nil
+	}
+	if err := os.Remove(s.pendingPath(b.Digest)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("removing pending file: %w", err)
+	}
+	return nil
+}
+
+// openOriginal reads blob b as pushed, verified against its digest.
+func (s *Service) openOriginal(ctx context.Context, b refgraph.Blob) (io.ReadCloser, error) {
+	if b.Kind == refgraph.KindPending {
+		f, ok, err := s.openPending(b.Digest)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return nil, fmt.Errorf("pending blob %s has no file: %w", b.Digest, os.ErrNotExist)
+		}
+		return assembler.Verify(f, b.Digest, b.Size), nil
+	}
+	return s.asm.Open(ctx, recipe(b), 0, b.Size)
+}
+
+// splitLayer decompresses blob b, splits its tar into a header stream and
+// a content stream, stores both as chunks, and finds the encoding that
+// makes the exact blob again; then it checks the whole recipe through the
+// pull pipeline. written lists every chunk it stored, for accounting if it
+// fails.
+func (s *Service) splitLayer(ctx context.Context, b refgraph.Blob, orig func() (io.ReadCloser, error)) (chunks []chunkstore.Chunk, layout *refgraph.Layout, written []chunkstore.Chunk, err error) {
+	rc, err := orig()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	defer rc.Close()
+	br := bufio.NewReaderSize(rc, 64<<10)
+	prefix, _ := br.Peek(512)
+	format := codec.Detect(prefix)
+	limit := s.convert.MaxInflated
+	var tarStream io.Reader
+	switch format {
+	case codec.FormatGzip:
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("%w: gzip: %v", errNotLayer, err)
+		}
+		tarStream = zr
+		limit = min(limit, int64(s.convert.MaxRatio*float64(b.Size)))
+	case codec.FormatZstd:
+		zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(256<<20))
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("%w: zstd: %v", errNotLayer, err)
+		}
+		defer zr.Close()
+		tarStream = zr
+		limit = min(limit, int64(s.convert.MaxRatio*float64(b.Size)))
+	default:
+		if !isTar(prefix) {
+			return nil, nil, nil, fmt.Errorf("%w: neither gzip, zstd nor tar", errNotLayer)
+		}
+		tarStream = br
+	}
+	tarStream = &inflateLimit{r: tarStream, left: limit}
+
+	// Split: the content stream is chunked as it comes; the header stream,
+	// small, waits in a temporary file.
+	hf, err := os.CreateTemp(s.convert.PendingDir, ".headers-*")
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	defer func() { hf.Close(); os.Remove(hf.Name()) }()
+	pr, pw := io.Pipe()
+	type writeResult struct {
+		chunks []chunkstore.Chunk
+		err    error
+	}
+	res := make(chan writeResult, 1)
+	go func() {
+		c, _, err := s.store.Write(ctx, pr, s.knownChunk)
+		pr.CloseWithError(err)
+		res <- writeResult{c, err}
+	}()
+	hw := bufio.NewWriter(hf)
+	st, splitErr := tarsplit.Split(tarStream, hw, pw)
+	pw.CloseWithError(splitErr)
+	content := <-res
+	written = append(written, content.chunks...)
+	if splitErr != nil {
+		return nil, nil, written, fmt.Errorf("%w: %v", errNotLayer, splitErr)
+	}
+	if content.err != nil {
+		return nil, nil, written, content.err
+	}
+	if err := hw.Flush(); err != nil {
+		return nil, nil, written, err
+	}
+	if _, err := hf.Seek(0, io.SeekStart); err != nil {
+		return nil, nil, written, err
+	}
+	headers, _, err := s.store.Write(ctx, hf, s.knownChunk)
+	written = append(written, headers...)
+	if err != nil {
+		return nil, nil, written, err
+	}
+	chunks = append(append([]chunkstore.Chunk{}, headers...), content.chunks...)
+
+	// An assembler that also sees the chunks just written.
+	ov := overlay{graph: s.graph, written: map[chunkstore.ID]chunkstore.Location{}}
+	refs := make([]refgraph.ChunkRef, len(chunks))
+	for i, c := range chunks {
+		refs[i] = refgraph.ChunkRef{ID: c.ID, RawLen: c.RawLen}
+		if c.Loc != nil {
+			ov.written[c.ID] = *c.Loc
+		}
+	}
+	asm := assembler.New(ov, s.store, assembler.Options{MaxEncodes: 1, Logger: s.log})
+	var enc codec.Encoding
+	if format != "" {
+		rawAgain := func() (io.ReadCloser, error) { return asm.OpenTar(ctx, b.Digest, refs, len(headers)) }
+		var ok bool
+		enc, ok, err = codec.Find(ctx, rawAgain, orig)
+		if err != nil {
+			return nil, nil, written, err
+		}
+		if !ok {
+			return nil, nil, written, fmt.Errorf("%w: no known encoder reproduces this %s stream", errNotLayer, format)
+		}
+	}
+	encJSON, err := json.Marshal(enc)
+	if err != nil {
+		return nil, nil, written, err
+	}
+	layout = &refgraph.Layout{HeaderChunks: len(headers), TarSize: st.TarBytes, Encoding: encJSON}
+	// The acceptance test: the pull pipeline rebuilds the exact blob.
+	r, err := asm.Open(ctx, assembler.Blob{Digest: b.Digest, Size: b.Size, Chunks: refs, Layout: layout}, 0, b.Size)
+	if err != nil {
+		return nil, nil, written, err
+	}
+	_, err = io.Copy(io.Discard, r)
+	r.Close()
+	if err != nil {
+		return nil, nil, written, fmt.Errorf("%w: the recipe does not rebuild the blob: %v", errNotLayer, err)
+	}
+	return chunks, layout, written, nil
+}
+
+// inflateLimit fails a decompressed stream that grows past a bound.
+type inflateLimit struct {
+	r    io.Reader
+	left int64
+}
+
+var errInflateLimit = fmt.Errorf("%w: inflates past the configured size or ratio", errNotLayer)
+
+func (l *inflateLimit) Read(p []byte) (int, error) {
+	if int64(len(p)) > l.left+1 {
+		p = p[:l.left+1] // one byte past the bound tells it is crossed
+	}
+	n, err := l.r.Read(p)
+	l.left -= int64(n)
+	if l.left < 0 {
+		return 0, errInflateLimit
+	}
+	return n, err
+}

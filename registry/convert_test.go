@@ -1,0 +1,203 @@
+package registry
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/chunkyard/chunkyard/refgraph"
+	"github.com/klauspost/compress/zstd"
+	"github.com/opencontainers/go-digest"
+)
+
+// newConvertEnv is a service that queues layers for conversion; tests run
+// the conversions themselves (drain) to be deterministic.
+func newConvertEnv(t *testing.T, opts ConvertOptions) *env {
+	e := &env{t: t, dir: t.TempDir()}
+	opts.Workers = 1
+	opts.PendingDir = filepath.Join(e.dir, "pending")
+	e.convert = opts
+	e.open()
+	t.Cleanup(e.close)
+	return e
+}
+
+// drain converts everything queued.
+func (e *env) drain() {
+	e.t.Helper()
+	for {
+		q, err := e.graph.Queued(10)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		if len(q) == 0 {
+			return
+		}
+		for _, d := range q {
+			if err := e.svc.convertOne(context.Background(), d); err != nil {
+				e.t.Fatalf("convert %s: %v", d, err)
+			}
+		}
+	}
+}
+
+// rootfs is a tar of files: some random (incompressible), some text, with
+// the given mtime; changed names files whose content differs.
+func rootfs(t *testing.T, mtime time.Time, changed ...string) []byte {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	rnd := rand.New(rand.NewPCG(7, 7))
+	for i := range 96 {
+		name := fmt.Sprintf("usr/lib/file%02d", i)
+		data := make([]byte, 64<<10+rnd.IntN(256<<10))
+		if i%2 == 0 {
+			for j := range data {
+				data[j] = byte(rnd.Uint32())
+			}
+		} else {
+			for j := range data {
+				data[j] = "abcdefgh ijklmnop\n"[rnd.IntN(18)]
+			}
+		}
+		for _, c := range changed {
+			if c == name {
+				data = append(data, "changed in this rebuild"...)
+			}
+		}
+		tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(data)), ModTime: mtime, Typeflag: tar.TypeReg, Uname: "root"})
+		tw.Write(data)
+	}
+	tw.Close()
+	return buf.Bytes()
+}
+
+func gzipped(t *testing.T, raw []byte, level int) []byte {
+	var buf bytes.Buffer
+	w, err := gzip.NewWriterLevel(&buf, level)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write(raw)
+	w.Close()
+	return buf.Bytes()
+}
+
+func TestConvertLayers(t *testing.T) {
+	base := rootfs(t, time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	zstdLayer := func() []byte {
+		var buf bytes.Buffer
+		w, _ := zstd.NewWriter(&buf)
+		w.Write(base)
+		w.Close()
+		return buf.Bytes()
+	}()
+	garbage := append([]byte{0x1f, 0x8b, 8, 0}, bytes.Repeat([]byte("not deflate"), 1000)...)
+	tests := []struct {
+		name      string
+		blob      []byte
+		wantLayer bool
+	}{
+		{"gzip level 6 (docker, BuildKit)", gzipped(t, base, 6), true},
+		{"gzip level 1 (crane)", gzipped(t, base, 1), true},
+		{"gzip level 9", gzipped(t, base, 9), true},
+		{"uncompressed tar", base, true},
+		{"zstd default (containerd)", zstdLayer, true},
+		{"corrupt gzip", garbage, false},
+		{"a config, not a layer", []byte(`{"architecture":"amd64"}`), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newConvertEnv(t, ConvertOptions{})
+			d := e.pushBlob("app", tt.blob)
+			if got := e.readBlob("app", d); !bytes.Equal(got, tt.blob) {
+				t.Fatal("blob read back before conversion differs")
+			}
+			e.drain()
+			b, err := e.graph.Blob(d)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if (b.Kind == refgraph.KindLayer) != tt.wantLayer || b.Kind == refgraph.KindPending {
+				t.Fatalf("kind = %d, want layer %v", b.Kind, tt.wantLayer)
+			}
+			if got := e.readBlob("app", d); !bytes.Equal(got, tt.blob) {
+				t.Fatal("blob read back after conversion differs")
+			}
+			// Ranges too.
+			off, n := int64(len(tt.blob)/3), int64(len(tt.blob)/4)
+			rc, _, err := e.svc.OpenBlob(context.Background(), "app", d, off, n)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var part bytes.Buffer
+			part.ReadFrom(rc)
+			rc.Close()
+			if !bytes.Equal(part.Bytes(), tt.blob[off:off+n]) {
+				t.Fatal("range read differs")
+			}
+			if st := e.graph.Stats(); st.PendingBytes != 0 || st.PendingConversions != 0 {
+				t.Fatalf("stats after drain = %+v", st)
+			}
+		})
+	}
+}
+
+// TestRebuildDedups: a rebuild with new mtimes and one changed file costs
+// little more than the changed file.
+func TestRebuildDedups(t *testing.T) {
+	e := newConvertEnv(t, ConvertOptions{})
+	v1 := gzipped(t, rootfs(t, time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)), 6)
+	v2 := gzipped(t, rootfs(t, time.Date(2026, 2, 2, 0, 0, 0, 0, time.UTC), "usr/lib/file33"), 6)
+	d1 := e.pushBlob("app", v1)
+	e.drain()
+	one := e.graph.Stats()
+	d2 := e.pushBlob("app", v2)
+	e.drain()
+	two := e.graph.Stats()
+	added := two.LiveStoredBytes - one.LiveStoredBytes
+	t.Logf("v1 %d bytes gzip, stores %d; v2 %d bytes gzip adds %d", len(v1), one.LiveStoredBytes, len(v2), added)
+	if added > int64(len(v2))/4 {
+		t.Fatalf("the rebuild added %d stored bytes for a %d-byte layer", added, len(v2))
+	}
+	for d, want := range map[digest.Digest][]byte{d1: v1, d2: v2} {
+		if got := e.readBlob("app", d); !bytes.Equal(got, want) {
+			t.Fatalf("%s differs", d)
+		}
+	}
+}
+
+func TestConvertFallbacks(t *testing.T) {
+	raw := rootfs(t, time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	gnu := exec.Command("gzip", "-9", "-n", "-c")
+	gnu.Stdin = bytes.NewReader(raw)
+	gnuOut, err := gnu.Output()
+	if err != nil {
+		t.Fatalf("gzip: %v", err)
+	}
+	bomb := gzipped(t, make([]byte, 64<<20), 9) // 64 MiB of zeros, ~1000x
+	for name, blob := range map[string][]byte{"GNU gzip -9": gnuOut, "decompression bomb": bomb} {
+		t.Run(name, func(t *testing.T) {
+			e := newConvertEnv(t, ConvertOptions{MaxRatio: 100})
+			d := e.pushBlob("app", blob)
+			e.drain()
+			b, _ := e.graph.Blob(d)
+			if b.Kind != refgraph.KindOpaque {
+				t.Fatalf("kind = %d, want opaque", b.Kind)
+			}
+			if got := e.readBlob("app", d); !bytes.Equal(got, blob) {
+				t.Fatal("blob read back differs")
+			}
+			// Stored opaque costs about what the blob is (not 2x).
+			if st := e.graph.Stats(); st.LiveStoredBytes > int64(len(blob))*102/100+4096 {
+				t.Fatalf("stores %d bytes for a %d-byte blob", st.LiveStoredBytes, len(blob))
+			}
+		})
+	}
+}
