@@ -178,45 +178,85 @@ func (s *Service) openOriginal(ctx context.Context, b refgraph.Blob) (io.ReadClo
 	return s.asm.Open(ctx, recipe(b), 0, b.Size)
 }
 
-// splitLayer decompresses blob b, splits its tar into a header stream and
-// a content stream, stores both as chunks, and finds the encoding that
-// makes the exact blob again; then it checks the whole recipe through the
-// pull pipeline. written lists every chunk it stored, for accounting if it
-// fails.
-func (s *Service) splitLayer(ctx context.Context, b refgraph.Blob, orig func() (io.ReadCloser, error)) (chunks []chunkstore.Chunk, layout *refgraph.Layout, written []chunkstore.Chunk, err error) {
+// openTar returns blob b decompressed (its tar, if it is a layer), bounded
+// by the inflate limits, and the compression format.
+func (s *Service) openTar(b refgraph.Blob, orig func() (io.ReadCloser, error)) (io.ReadCloser, codec.Format, error) {
 	rc, err := orig()
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, "", err
 	}
-	defer rc.Close()
 	br := bufio.NewReaderSize(rc, 64<<10)
 	prefix, _ := br.Peek(512)
 	format := codec.Detect(prefix)
 	limit := s.convert.MaxInflated
 	var tarStream io.Reader
+	var closeDec func()
 	switch format {
 	case codec.FormatGzip:
 		zr, err := gzip.NewReader(br)
 		if err != nil {
-			return nil, nil, nil, fmt.Errorf("%w: gzip: %v", errNotLayer, err)
+			rc.Close()
+			return nil, "", fmt.Errorf("%w: gzip: %v", errNotLayer, err)
 		}
 		tarStream = zr
 		limit = min(limit, int64(s.convert.MaxRatio*float64(b.Size)))
 	case codec.FormatZstd:
 		zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(256<<20))
 		if err != nil {
-			return nil, nil, nil, fmt.Errorf("%w: zstd: %v", errNotLayer, err)
+			rc.Close()
+			return nil, "", fmt.Errorf("%w: zstd: %v", errNotLayer, err)
 		}
-		defer zr.Close()
-		tarStream = zr
+		tarStream, closeDec = zr, zr.Close
 		limit = min(limit, int64(s.convert.MaxRatio*float64(b.Size)))
 	default:
 		if !isTar(prefix) {
-			return nil, nil, nil, fmt.Errorf("%w: neither gzip, zstd nor tar", errNotLayer)
+			rc.Close()
+			return nil, "", fmt.Errorf("%w: neither gzip, zstd nor tar", errNotLayer)
 		}
 		tarStream = br
 	}
-	tarStream = &inflateLimit{r: tarStream, left: limit}
+	return readCloser{&inflateLimit{r: tarStream, left: limit}, func() error {
+		if closeDec != nil {
+			closeDec()
+		}
+		return rc.Close()
+	}}, format, nil
+}
+
+type readCloser struct {
+	io.Reader
+	close func() error
+}
+
+func (r readCloser) Close() error { return r.close() }
+
+// splitLayer finds the encoding that makes blob b again from its
+// decompressed stream, then splits its tar into a header stream and a
+// content stream, stores both as chunks, and checks the whole recipe
+// through the pull pipeline. Nothing is stored for a blob no encoder
+// reproduces. written lists every chunk it stored, for accounting if it
+// fails.
+func (s *Service) splitLayer(ctx context.Context, b refgraph.Blob, orig func() (io.ReadCloser, error)) (chunks []chunkstore.Chunk, layout *refgraph.Layout, written []chunkstore.Chunk, err error) {
+	tarStream, format, err := s.openTar(b, orig)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	defer tarStream.Close()
+	var enc codec.Encoding
+	if format != codec.FormatNone {
+		rawAgain := func() (io.ReadCloser, error) {
+			r, _, err := s.openTar(b, orig)
+			return r, err
+		}
+		var ok bool
+		enc, ok, err = codec.Find(ctx, rawAgain, orig)
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("%w: %v", errNotLayer, err)
+		}
+		if !ok {
+			return nil, nil, nil, fmt.Errorf("%w: no known encoder reproduces this %s stream", errNotLayer, format)
+		}
+	}
 
 	// Split: the content stream is chunked as it comes; the header stream,
 	// small, waits in a temporary file.
@@ -259,8 +299,14 @@ func (s *Service) splitLayer(ctx context.Context, b refgraph.Blob, orig func() (
 		return nil, nil, written, err
 	}
 	chunks = append(append([]chunkstore.Chunk{}, headers...), content.chunks...)
+	encJSON, err := json.Marshal(enc)
+	if err != nil {
+		return nil, nil, written, err
+	}
+	layout = &refgraph.Layout{HeaderChunks: len(headers), TarSize: st.TarBytes, Encoding: encJSON}
 
-	// An assembler that also sees the chunks just written.
+	// The acceptance test: the pull pipeline, with an assembler that also
+	// sees the chunks just written, rebuilds the exact blob.
 	ov := overlay{graph: s.graph, written: map[chunkstore.ID]chunkstore.Location{}}
 	refs := make([]refgraph.ChunkRef, len(chunks))
 	for i, c := range chunks {
@@ -270,24 +316,6 @@ func (s *Service) splitLayer(ctx context.Context, b refgraph.Blob, orig func() (
 		}
 	}
 	asm := assembler.New(ov, s.store, assembler.Options{MaxEncodes: 1, Logger: s.log})
-	var enc codec.Encoding
-	if format != "" {
-		rawAgain := func() (io.ReadCloser, error) { return asm.OpenTar(ctx, b.Digest, refs, len(headers)) }
-		var ok bool
-		enc, ok, err = codec.Find(ctx, rawAgain, orig)
-		if err != nil {
-			return nil, nil, written, err
-		}
-		if !ok {
-			return nil, nil, written, fmt.Errorf("%w: no known encoder reproduces this %s stream", errNotLayer, format)
-		}
-	}
-	encJSON, err := json.Marshal(enc)
-	if err != nil {
-		return nil, nil, written, err
-	}
-	layout = &refgraph.Layout{HeaderChunks: len(headers), TarSize: st.TarBytes, Encoding: encJSON}
-	// The acceptance test: the pull pipeline rebuilds the exact blob.
 	r, err := asm.Open(ctx, assembler.Blob{Digest: b.Digest, Size: b.Size, Chunks: refs, Layout: layout}, 0, b.Size)
 	if err != nil {
 		return nil, nil, written, err
