@@ -21,12 +21,13 @@ func (a *Assembler) OpenTar(ctx context.Context, d digest.Digest, chunks []refgr
 	ctx, cancel := context.WithCancel(ctx)
 	headers := a.openChunks(ctx, d, chunks[:headerChunks], 0, sumRaw(chunks[:headerChunks]))
 	content := a.openChunks(ctx, d, chunks[headerChunks:], 0, sumRaw(chunks[headerChunks:]))
-	return &tarReader{Reader: tarsplit.Join(headers, content), parts: []io.Closer{headers, content}, cancel: cancel}, nil
+	tar := tarsplit.Join(headers, content)
+	return &tarReader{ReadCloser: tar, parts: []io.Closer{tar, headers, content}, cancel: cancel}, nil
 }
 
 type tarReader struct {
-	io.Reader
-	parts  []io.Closer
+	io.ReadCloser
+	parts  []io.Closer // the joined tar first: closing it stops its goroutine
 	cancel context.CancelFunc
 }
 

@@ -51,10 +51,14 @@ func (e *env) drain() {
 // rootfs is a tar of files: some random (incompressible), some text, with
 // the given mtime; changed names files whose content differs.
 func rootfs(t *testing.T, mtime time.Time, changed ...string) []byte {
+	return rootfsN(t, 96, mtime, changed...)
+}
+
+func rootfsN(t *testing.T, files int, mtime time.Time, changed ...string) []byte {
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	rnd := rand.New(rand.NewPCG(7, 7))
-	for i := range 96 {
+	for i := range files {
 		name := fmt.Sprintf("usr/lib/file%02d", i)
 		data := make([]byte, 64<<10+rnd.IntN(256<<10))
 		if i%2 == 0 {
@@ -90,7 +94,7 @@ func gzipped(t *testing.T, raw []byte, level int) []byte {
 }
 
 func TestConvertLayers(t *testing.T) {
-	base := rootfs(t, time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	base := rootfsN(t, 24, time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	zstdLayer := func() []byte {
 		var buf bytes.Buffer
 		w, _ := zstd.NewWriter(&buf)
@@ -174,7 +178,7 @@ func TestRebuildDedups(t *testing.T) {
 }
 
 func TestConvertFallbacks(t *testing.T) {
-	raw := rootfs(t, time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	raw := rootfsN(t, 24, time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	gnu := exec.Command("gzip", "-9", "-n", "-c")
 	gnu.Stdin = bytes.NewReader(raw)
 	gnuOut, err := gnu.Output()
@@ -200,5 +204,43 @@ func TestConvertFallbacks(t *testing.T) {
 				t.Fatalf("packs hold %d bytes for a %d-byte blob", st.PackBytes, len(blob))
 			}
 		})
+	}
+}
+
+// TestPullsDuringConversion pulls layers over and over while the converter
+// runs in the background: every pull is byte-exact, whether it reads the
+// pending file, races its removal, or re-encodes the split layer.
+func TestPullsDuringConversion(t *testing.T) {
+	e := newConvertEnv(t, ConvertOptions{})
+	blobs := map[digest.Digest][]byte{}
+	for i := range 4 {
+		b := gzipped(t, rootfsN(t, 12, time.Date(2026, 1, 1+i, 0, 0, 0, 0, time.UTC), fmt.Sprintf("usr/lib/file%02d", i)), 1+i)
+		blobs[e.pushBlob("app", b)] = b
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { e.svc.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	deadline := time.Now().Add(2 * time.Minute)
+	for pulls := 0; ; pulls++ {
+		for d, want := range blobs {
+			if got := e.readBlob("app", d); !bytes.Equal(got, want) {
+				t.Fatalf("pull %d of %s differs", pulls, d)
+			}
+		}
+		if st := e.graph.Stats(); st.PendingConversions == 0 {
+			if st.ConvertedBlobs != 4 {
+				t.Fatalf("converted %d of 4 layers", st.ConvertedBlobs)
+			}
+			t.Logf("%d rounds of pulls during conversion", pulls+1)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("conversion did not finish")
+		}
+	}
+	entries, _ := filepath.Glob(filepath.Join(e.dir, "pending", "*"))
+	if len(entries) != 0 {
+		t.Fatalf("pending files left: %v", entries)
 	}
 }

@@ -6,7 +6,9 @@ import (
 	stdgzip "compress/gzip"
 	"errors"
 	"io"
+	"runtime"
 	"testing"
+	"time"
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/klauspost/pgzip"
@@ -124,7 +126,7 @@ func TestGzipHeaderRoundTrip(t *testing.T) {
 // TestPgzipConcurrencyIndependent: the number of pgzip blocks in flight
 // does not shape the output, only the block size does.
 func TestPgzipConcurrencyIndependent(t *testing.T) {
-	raw := genTar(t, 6, 3<<20+12345)
+	raw := genTar(t, 6, 5<<19+12345)
 	var first []byte
 	for _, blocks := range []int{1, 2, 3, 8} {
 		out := libEncode(t, func(w io.Writer) (io.WriteCloser, error) {
@@ -144,7 +146,7 @@ func TestPgzipConcurrencyIndependent(t *testing.T) {
 
 // TestZstdConcurrencyIndependent: likewise for klauspost zstd streams.
 func TestZstdConcurrencyIndependent(t *testing.T) {
-	raw := genTar(t, 7, 3<<20)
+	raw := genTar(t, 7, 3<<19)
 	for l := zstd.SpeedFastest; l <= zstd.SpeedBetterCompression; l++ {
 		var first []byte
 		for _, c := range []int{1, 2, 4} {
@@ -180,5 +182,43 @@ func TestEmptyInput(t *testing.T) {
 		if _, ok, st := find(t, nil, blob); !ok && !c.unfound {
 			t.Errorf("%s: no match (%+v)", c.name, st)
 		}
+	}
+}
+
+// failWriter fails every write after the first n bytes.
+type failWriter struct{ n int }
+
+func (f *failWriter) Write(p []byte) (int, error) {
+	if f.n < len(p) {
+		return 0, errors.New("client went away")
+	}
+	f.n -= len(p)
+	return len(p), nil
+}
+
+// TestWriterFailure: an error of the destination (a pull whose client
+// went away) comes back from Write or Close, and leaves no goroutine.
+func TestWriterFailure(t *testing.T) {
+	raw := genTar(t, 11, 5<<19)
+	before := runtime.NumGoroutine()
+	for _, e := range []Encoding{mkEnc(t, EncoderStdlib, 6), mkEnc(t, EncoderKlauspostGzip, 5),
+		mkEnc(t, EncoderPgzip, 5), mkEnc(t, EncoderKlauspostZstd, 2)} {
+		for _, n := range []int{0, 5, 100 << 10} {
+			w, err := NewWriter(&failWriter{n: n}, e)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, werr := io.Copy(w, struct{ io.Reader }{bytes.NewReader(raw)})
+			if cerr := w.Close(); werr == nil && cerr == nil {
+				t.Errorf("%s, failing after %d bytes: no error", e, n)
+			}
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > before {
+		t.Errorf("%d goroutines left behind", n-before)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"hash/crc32"
 	"io"
 	"runtime"
+	"sync"
 
 	kflate "github.com/klauspost/compress/flate"
 	"github.com/klauspost/pgzip"
@@ -30,7 +31,7 @@ type gzipWriter struct {
 	w      io.Writer
 	header []byte         // pending until the first Write or Close
 	body   io.WriteCloser // the encoder
-	pgzip  bool           // body writes the trailer
+	sink   *stickyWriter  // pgzip's destination; nil for flate encoders
 	crc    uint32
 	size   uint32
 	closed bool
@@ -56,15 +57,15 @@ func newGzipWriter(w io.Writer, enc Encoding) (*gzipWriter, error) {
 	case EncoderKlauspostGzip:
 		z.body, err = kflate.NewWriter(w, enc.Level)
 	case EncoderPgzip:
-		z.body, err = newPgzip(w, enc)
-		z.pgzip = true
+		z.sink = &stickyWriter{w: w}
+		z.body, err = newPgzip(z.sink, enc)
 	default:
 		err = fmt.Errorf("%w: %s is not a gzip encoder", ErrInvalid, enc.Encoder)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
-	if !z.pgzip && enc.BlockSize != 0 {
+	if z.sink == nil && enc.BlockSize != 0 {
 		return nil, fmt.Errorf("%w: %s has no block size", ErrInvalid, enc.Encoder)
 	}
 	return z, nil
@@ -99,8 +100,13 @@ func (z *gzipWriter) Write(p []byte) (int, error) {
 	if err := z.writeHeader(); err != nil {
 		return 0, err
 	}
+	if z.sink != nil {
+		if z.err = z.sink.failed(); z.err != nil {
+			return 0, z.err
+		}
+	}
 	n, err := z.body.Write(p)
-	if !z.pgzip {
+	if z.sink == nil {
 		z.crc = crc32.Update(z.crc, crc32.IEEETable, p[:n])
 		z.size += uint32(n)
 	}
@@ -119,7 +125,11 @@ func (z *gzipWriter) Close() error {
 		z.body.Close() // release pgzip's goroutines
 		return err
 	}
-	if z.err = z.body.Close(); z.err != nil || z.pgzip {
+	if z.err = z.body.Close(); z.err != nil {
+		return z.err
+	}
+	if z.sink != nil {
+		z.err = z.sink.failed()
 		return z.err
 	}
 	var trailer [8]byte
@@ -143,4 +153,30 @@ func (s *skipWriter) Write(p []byte) (int, error) {
 	}
 	m, err := s.w.Write(p[n:])
 	return n + m, err
+}
+
+// stickyWriter keeps the first error of w and swallows all later writes
+// without error. pgzip, on an error from its writer, returns early from
+// Close and leaves a goroutine blocked for ever; behind a stickyWriter it
+// never sees one, finishes normally, and gzipWriter reports the error.
+// pgzip writes from its own goroutine.
+type stickyWriter struct {
+	w   io.Writer
+	mu  sync.Mutex
+	err error
+}
+
+func (s *stickyWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.err == nil {
+		_, s.err = s.w.Write(p)
+	}
+	return len(p), nil
+}
+
+func (s *stickyWriter) failed() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err
 }

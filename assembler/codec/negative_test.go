@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"os"
 	"os/exec"
 	"testing"
 
@@ -14,7 +15,7 @@ import (
 // TestFindForeignEncoders: real GNU gzip and reference zstd output is not
 // reproducible here, and Find must say so after a few cheap trials.
 func TestFindForeignEncoders(t *testing.T) {
-	raw := genTar(t, 3, 3<<20)
+	raw := genTar(t, 3, 3<<19)
 	for _, args := range [][]string{
 		{"gzip", "-9", "-n", "-c"}, {"gzip", "-6", "-c"}, {"gzip", "-1", "-n", "-c"},
 		{"zstd", "-3", "-q", "-c"}, {"zstd", "-19", "-q", "-c"},
@@ -46,7 +47,7 @@ func TestFindForeignEncoders(t *testing.T) {
 // TestFindDamaged: truncated, corrupt, padded, multi-member, multi-frame
 // and unrecognised blobs give ok=false without an error or a panic.
 func TestFindDamaged(t *testing.T) {
-	raw := genTar(t, 4, 1<<20)
+	raw := genTar(t, 4, 100<<10)
 	gz := encode(t, mkEnc(t, EncoderStdlib, 6), raw)
 	zs := encode(t, mkEnc(t, EncoderKlauspostZstd, int(zstd.SpeedDefault)), raw)
 	half := len(raw) / 2
@@ -143,4 +144,36 @@ func FuzzFind(f *testing.F) {
 			t.Fatalf("%s does not reproduce the blob", enc)
 		}
 	})
+}
+
+// TestFindOtherZstdClass: klauspost zstd v1.20.3 (what regctl v0.11.7
+// writes) is another output class than this build's v1.18.0; its frame
+// header looks the same, but Find must not claim it. The first byte that
+// differs is 120642 of 124943, so the default candidate runs long.
+func TestFindOtherZstdClass(t *testing.T) {
+	raw := genTar(t, 8, 400<<10)
+	blob, err := os.ReadFile("testdata/zstd-default-v1.20.3.zst")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := sum(blob), "073b4709d21f383ff0a57ac91c925df9e71a0d7345a467a6ee4fcf0a78a22d1d"; got != want {
+		t.Fatalf("testdata sha256 %s, want %s", got, want)
+	}
+	// The blob decodes to raw: only the encoder's class differs.
+	zr, err := zstd.NewReader(bytes.NewReader(blob))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer zr.Close()
+	if dec, err := io.ReadAll(zr); err != nil || !bytes.Equal(dec, raw) {
+		t.Fatalf("testdata does not decode to the input: %v", err)
+	}
+	enc, ok, st := find(t, raw, blob)
+	t.Logf("%+v", st)
+	if ok {
+		t.Fatalf("Find claims %s reproduces klauspost v1.20.3 output", enc)
+	}
+	if st.Trials == 0 {
+		t.Error("no candidate tried: the header should look like klauspost's")
+	}
 }

@@ -12,7 +12,7 @@ import (
 // checks that NewWriter writes the same bytes and that Find, within the
 // case's trial bound, returns an Encoding that survives a JSON recipe.
 func TestRoundTrip(t *testing.T) {
-	raw := genTar(t, 2, 1200<<10) // pgzip: two blocks
+	raw := genTar(t, 2, 1100<<10) // pgzip: two blocks
 	for _, c := range encCases(t, len(raw)) {
 		if raceEnabled && !c.underRace() {
 			continue

@@ -22,6 +22,8 @@ import (
 //	               S3 sealed packs not yet uploaded), packs/ (fs storage)
 //	DATA/cache/    read cache of pack records (S3 storage)
 //	DATA/uploads/  upload sessions being spooled
+//	DATA/pending/  layers acknowledged, waiting for the converter
+//	DATA/layer-cache/  encoded layers for hot pulls
 type dataDir struct {
 	graph *refgraph.Graph
 	store *chunkstore.Store
