@@ -2,6 +2,7 @@ package assembler
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 
@@ -21,20 +22,30 @@ func (a *Assembler) OpenTar(ctx context.Context, d digest.Digest, chunks []refgr
 	ctx, cancel := context.WithCancel(ctx)
 	headers := a.openChunks(ctx, d, chunks[:headerChunks], 0, sumRaw(chunks[:headerChunks]))
 	content := a.openChunks(ctx, d, chunks[headerChunks:], 0, sumRaw(chunks[headerChunks:]))
-	tar := tarsplit.Join(headers, content)
-	return &tarReader{ReadCloser: tar, parts: []io.Closer{tar, headers, content}, cancel: cancel}, nil
+	// The goroutine owns both chunk readers: it alone reads and closes them.
+	pr, pw := io.Pipe()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_, err := tarsplit.JoinTo(pw, headers, content)
+		headers.Close()
+		content.Close()
+		pw.CloseWithError(err) // nil: EOF
+	}()
+	return &tarReader{PipeReader: pr, cancel: cancel, done: done}, nil
 }
 
+// tarReader is a layer's tar, joined by a goroutine; Close stops it and
+// waits for it.
 type tarReader struct {
-	io.ReadCloser
-	parts  []io.Closer // the joined tar first: closing it stops its goroutine
+	*io.PipeReader
 	cancel context.CancelFunc
+	done   chan struct{}
 }
 
 func (t *tarReader) Close() error {
 	t.cancel()
-	for _, p := range t.parts {
-		p.Close()
-	}
+	t.PipeReader.CloseWithError(errors.New("assembler: reader closed"))
+	<-t.done
 	return nil
 }

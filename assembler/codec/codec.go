@@ -91,16 +91,24 @@ func NewWriter(w io.Writer, enc Encoding) (io.WriteCloser, error) {
 		return nil, fmt.Errorf("%w: %s output class %q, this build has %q",
 			ErrUnavailable, enc.Encoder, enc.Version, want)
 	}
+	var (
+		zw  io.WriteCloser
+		err error
+	)
 	switch enc.Encoder {
 	case EncoderStdlib, EncoderKlauspostGzip, EncoderPgzip:
 		if enc.Format != FormatGzip {
 			return nil, fmt.Errorf("%w: %s writes gzip, not %q", ErrInvalid, enc.Encoder, enc.Format)
 		}
-		return newGzipWriter(w, enc)
+		zw, err = newGzipWriter(w, enc)
 	default: // EncoderKlauspostZstd
 		if enc.Format != FormatZstd {
 			return nil, fmt.Errorf("%w: %s writes zstd, not %q", ErrInvalid, enc.Encoder, enc.Format)
 		}
-		return newZstdWriter(w, enc)
+		zw, err = newZstdWriter(w, enc)
 	}
+	if err != nil {
+		return nil, err
+	}
+	return zw, nil
 }

@@ -14,6 +14,7 @@ type Stats struct {
 	Candidates int    // candidates left after narrowing by the header
 	Trials     int    // candidates tried
 	RawBytes   int64  // raw bytes fed to encoders, all trials together
+	Matched    int64  // the most leading bytes of the original a trial reproduced
 	Note       string // why nothing matched, for logs
 }
 
@@ -122,6 +123,7 @@ func trial(ctx context.Context, enc Encoding, rawAgain, origAgain func() (io.Rea
 	if err != nil {
 		return false, err
 	}
+	defer func() { st.Matched = max(st.Matched, cmp.off) }() // after w.Close
 	for !cmp.stopped() {
 		if err := ctx.Err(); err != nil {
 			w.Close() // releases the encoder's goroutines

@@ -18,6 +18,8 @@ const (
 	pgzipDefaultBlockSize = 1 << 20
 	// pgzipMinBlockSize: pgzip refuses blocks of its 16 KiB tail or less.
 	pgzipMinBlockSize = 16384 + 1
+	// pgzipMaxBlockSize bounds the memory a recipe can make a writer take.
+	pgzipMaxBlockSize = 16 << 20
 	// pgzipMaxBlocks caps pgzip's blocks in flight (memory: about twice
 	// the block size each). The count does not shape the output.
 	pgzipMaxBlocks = 4
@@ -39,8 +41,13 @@ type gzipWriter struct {
 }
 
 func newGzipWriter(w io.Writer, enc Encoding) (*gzipWriter, error) {
-	if enc.Level < -2 || enc.Level > 9 {
+	switch {
+	case enc.Level < -2 || enc.Level > 9:
 		return nil, fmt.Errorf("%w: %s level %d", ErrInvalid, enc.Encoder, enc.Level)
+	case enc.BlockSize != 0 && enc.Encoder != EncoderPgzip:
+		return nil, fmt.Errorf("%w: %s has no block size", ErrInvalid, enc.Encoder)
+	case enc.Zstd != nil:
+		return nil, fmt.Errorf("%w: gzip with zstd parameters", ErrInvalid)
 	}
 	h := defaultGzipHeader(enc.Encoder, enc.Level)
 	if enc.Gzip != nil {
@@ -56,24 +63,19 @@ func newGzipWriter(w io.Writer, enc Encoding) (*gzipWriter, error) {
 		z.body, err = stdflate.NewWriter(w, enc.Level)
 	case EncoderKlauspostGzip:
 		z.body, err = kflate.NewWriter(w, enc.Level)
-	case EncoderPgzip:
+	default: // EncoderPgzip
 		z.sink = &stickyWriter{w: w}
 		z.body, err = newPgzip(z.sink, enc)
-	default:
-		err = fmt.Errorf("%w: %s is not a gzip encoder", ErrInvalid, enc.Encoder)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
-	}
-	if z.sink == nil && enc.BlockSize != 0 {
-		return nil, fmt.Errorf("%w: %s has no block size", ErrInvalid, enc.Encoder)
 	}
 	return z, nil
 }
 
 func newPgzip(w io.Writer, enc Encoding) (*pgzip.Writer, error) {
-	if enc.BlockSize < pgzipMinBlockSize {
-		return nil, fmt.Errorf("pgzip block size %d, want at least %d", enc.BlockSize, pgzipMinBlockSize)
+	if enc.BlockSize < pgzipMinBlockSize || enc.BlockSize > pgzipMaxBlockSize {
+		return nil, fmt.Errorf("pgzip block size %d, want %d..%d", enc.BlockSize, pgzipMinBlockSize, pgzipMaxBlockSize)
 	}
 	pw, err := pgzip.NewWriterLevel(&skipWriter{w: w, skip: gzipFixedLen}, enc.Level)
 	if err != nil {

@@ -102,6 +102,13 @@ func TestFindErrors(t *testing.T) {
 	if _, _, err := Find(ctx, opener(raw), opener(blob)); !errors.Is(err, context.Canceled) {
 		t.Errorf("cancelled: err %v", err)
 	}
+	ctx, cancel = context.WithCancel(context.Background())
+	cancelling := func() (io.ReadCloser, error) {
+		return io.NopCloser(&cancelReader{r: bytes.NewReader(raw), cancel: cancel}), nil
+	}
+	if _, _, err := Find(ctx, cancelling, opener(blob)); !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled during a trial: err %v", err)
+	}
 	boom := errors.New("boom")
 	fail := func() (io.ReadCloser, error) { return nil, boom }
 	if _, _, err := Find(context.Background(), opener(raw), fail); !errors.Is(err, boom) {
@@ -121,6 +128,17 @@ func TestFindErrors(t *testing.T) {
 	if _, _, err := Find(context.Background(), opener(raw), broken(blob)); !errors.Is(err, boom) {
 		t.Errorf("orig read fails: err %v", err)
 	}
+}
+
+// cancelReader cancels a context once read from.
+type cancelReader struct {
+	r      io.Reader
+	cancel func()
+}
+
+func (c *cancelReader) Read(p []byte) (int, error) {
+	c.cancel()
+	return c.r.Read(p)
 }
 
 type errReader struct{ err error }

@@ -37,6 +37,7 @@ type storeFlags struct {
 	storage       string
 	packSize      int64
 	readCacheSize int64
+	compression   string
 	s3            s3.Options
 }
 
@@ -44,6 +45,7 @@ func addStoreFlags(fs *flag.FlagSet, f *storeFlags) {
 	fs.StringVar(&f.data, "data", "./chunkyard-data", "data directory (index, staging packs, uploads; packs too with --storage fs)")
 	fs.StringVar(&f.storage, "storage", "fs", "where sealed packs go: fs (under --data) or s3")
 	fs.Int64Var(&f.packSize, "pack-size", chunkstore.DefaultPackSize, "target pack size in bytes")
+	fs.StringVar(&f.compression, "chunk-compression", "default", "zstd level of new chunks: fastest, default or better")
 	fs.Int64Var(&f.readCacheSize, "read-cache-size", 1<<30, "bytes of pack records read from S3 to keep in DATA/cache (0: none; unused with fs)")
 	fs.StringVar(&f.s3.Bucket, "s3-bucket", "", "S3 bucket for packs (--storage s3)")
 	fs.StringVar(&f.s3.Prefix, "s3-prefix", "", "key prefix for packs in the bucket")
@@ -59,10 +61,15 @@ func openData(ctx context.Context, f storeFlags, log *slog.Logger) (*dataDir, er
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
 	d := &dataDir{}
+	compression, err := chunkstore.ParseCompression(f.compression)
+	if err != nil {
+		return nil, err
+	}
 	opts := chunkstore.Options{
-		Dir:      filepath.Join(f.data, "store"),
-		PackSize: f.packSize,
-		Logger:   log,
+		Dir:         filepath.Join(f.data, "store"),
+		PackSize:    f.packSize,
+		Compression: compression,
+		Logger:      log,
 	}
 	switch f.storage {
 	case "fs":
