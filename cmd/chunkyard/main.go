@@ -2,6 +2,7 @@
 //
 //	chunkyard serve   run the registry
 //	chunkyard stats   print storage statistics of a data dir
+//	chunkyard bench estimate  what chunkyard would store for OCI layouts
 //	chunkyard version print the version
 //
 // Every flag can also be set by an environment variable CHUNKYARD_<FLAG>,
@@ -38,6 +39,7 @@ const usage = `usage: chunkyard <command> [flags]
 commands:
   serve     run the registry (--addr, --data, ...)
   stats     print storage statistics of a data dir (--data, --json)
+  bench     measure chunkyard on your images: "bench estimate DIR..." estimates storage of OCI layouts
   version   print the version
 
 Run "chunkyard <command> -h" for the flags of a command.
@@ -53,6 +55,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return serve(ctx, args[1:], stderr)
 	case "stats":
 		return stats(ctx, args[1:], stdout, stderr)
+	case "bench":
+		return benchCmd(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "chunkyard", versionString())
 		return nil

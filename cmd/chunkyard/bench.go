@@ -1,0 +1,134 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/chunkyard/chunkyard/bench"
+	"github.com/chunkyard/chunkyard/chunkstore"
+)
+
+const benchUsage = `usage: chunkyard bench estimate [flags] [--layout DIR]... [DIR]...
+
+Estimates, without writing anything, what OCI image layouts (written by
+"crane pull --format oci", "skopeo copy ... oci:DIR" or oras) would take in
+a plain registry, in chunkyard, and in an ideal plain-CDC store over the
+layers' tars. Blobs and chunks count once across all layouts; each layout
+is reported as what it adds to the ones before it.
+
+flags:
+`
+
+func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] != "estimate" {
+		fmt.Fprint(stderr, benchUsage+"  Run \"chunkyard bench estimate -h\" for them.\n")
+		if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+			return flag.ErrHelp
+		}
+		return fmt.Errorf("bench: unknown subcommand %q (there is only estimate)", args[0])
+	}
+	return benchEstimate(ctx, args[1:], stdout, stderr)
+}
+
+// stringList is a repeatable string flag.
+type stringList []string
+
+func (l *stringList) String() string     { return strings.Join(*l, ",") }
+func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }
+
+func benchEstimate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("bench estimate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, benchUsage)
+		fs.PrintDefaults()
+	}
+	var layouts stringList
+	fs.Var(&layouts, "layout", "an OCI image layout directory (repeatable; positional arguments too)")
+	asJSON := fs.Bool("json", false, "print the report as JSON")
+	details := fs.Bool("details", false, "report every blob")
+	progress := fs.Bool("progress", false, "draw the progress bar even when stderr is not a terminal")
+	var opts bench.Options
+	fs.IntVar(&opts.MinChunk, "min-chunk", chunkstore.DefaultMinChunk, "minimum chunk size in bytes")
+	fs.IntVar(&opts.AverageBits, "avg-bits", chunkstore.DefaultAverageBits, "average chunk size as a power of two")
+	fs.IntVar(&opts.MaxChunk, "max-chunk", chunkstore.DefaultMaxChunk, "maximum chunk size in bytes")
+	compression := fs.String("chunk-compression", "default", "zstd level of chunks, as serve's: fastest, default or better")
+	fs.IntVar(&opts.Workers, "workers", 2, "blobs read at once")
+	fs.Int64Var(&opts.MaxInflated, "max-inflated-size", 16<<30, "layers that decompress past this many bytes count as opaque (as in serve)")
+	fs.Float64Var(&opts.MaxRatio, "max-inflate-ratio", 100, "layers that decompress past this ratio count as opaque (as in serve)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	// Flags may follow the directories.
+	for fs.NArg() > 0 {
+		layouts = append(layouts, fs.Arg(0))
+		if err := fs.Parse(fs.Args()[1:]); err != nil {
+			return err
+		}
+	}
+	if len(layouts) == 0 {
+		fs.Usage()
+		return errors.New("bench estimate: no layout given")
+	}
+	for _, dir := range layouts {
+		if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+			return fmt.Errorf("bench estimate: %q is not a directory: registry references are not supported yet; "+
+				"pull the image into a layout first (crane pull --format oci REF DIR)", dir)
+		}
+	}
+	opts.Details = *details
+	var err error
+	if opts.Compression, err = chunkstore.ParseCompression(*compression); err != nil {
+		return err
+	}
+
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	e, err := bench.NewEstimator(opts)
+	if err != nil {
+		return err
+	}
+	defer e.Close()
+	total, err := e.PendingBytes(layouts...)
+	if err != nil {
+		return err
+	}
+	bar := bench.NewProgress(stderr, total, *progress || isTerminal(stderr))
+	for _, dir := range layouts {
+		if err = e.AddLayout(ctx, dir, bar.Add); err != nil {
+			break
+		}
+	}
+	bar.Finish()
+	if err != nil && ctx.Err() != nil {
+		return fmt.Errorf("bench estimate: interrupted: %w", err)
+	}
+	if err != nil {
+		return err
+	}
+	rep := e.Report()
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rep)
+	}
+	return rep.WriteText(stdout)
+}
+
+// isTerminal reports whether w is a character device, such as a terminal.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
