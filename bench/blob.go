@@ -243,15 +243,15 @@ func (e *Estimator) openTar(r io.Reader, format codec.Format, size int64) (io.Re
 		if err != nil {
 			return nil, nil, fmt.Errorf("gzip: %w", err)
 		}
-		return &inflateLimit{r: zr, left: ratioLimit}, func() {}, nil
+		return codec.LimitInflated(zr, ratioLimit), func() {}, nil
 	case codec.FormatZstd:
 		zr, err := zstd.NewReader(r, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(256<<20))
 		if err != nil {
 			return nil, nil, fmt.Errorf("zstd: %w", err)
 		}
-		return &inflateLimit{r: zr, left: ratioLimit}, zr.Close, nil
+		return codec.LimitInflated(zr, ratioLimit), zr.Close, nil
 	}
-	return &inflateLimit{r: r, left: limit}, func() {}, nil
+	return codec.LimitInflated(r, limit), func() {}, nil
 }
 
 type readCloser struct {
@@ -262,22 +262,6 @@ type readCloser struct {
 func (r readCloser) Close() error { return r.close() }
 
 // inflateLimit fails a decompressed stream that grows past a bound.
-type inflateLimit struct {
-	r    io.Reader
-	left int64
-}
-
-func (l *inflateLimit) Read(p []byte) (int, error) {
-	if int64(len(p)) > l.left+1 {
-		p = p[:l.left+1] // one byte past the bound tells it is crossed
-	}
-	n, err := l.r.Read(p)
-	l.left -= int64(n)
-	if l.left < 0 {
-		return 0, errors.New("inflates past the converter's size or ratio limit")
-	}
-	return n, err
-}
 
 // blobReader reads a layout blob, reporting new bytes to a meter and
 // checking size and digest at the end: a mismatch is kept in bad.

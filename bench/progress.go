@@ -52,8 +52,8 @@ func (p *Progress) Finish() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	now := time.Now()
-	line := fmt.Sprintf("read %s of %s in %s (%s/s)", human(p.done), human(p.total),
-		now.Sub(p.start).Round(time.Millisecond), human(p.rate(now)))
+	line := fmt.Sprintf("read %s of %s in %s (%s/s)", HumanBytes(p.done), HumanBytes(p.total),
+		now.Sub(p.start).Round(time.Millisecond), HumanBytes(p.rate(now)))
 	if p.live {
 		fmt.Fprintf(p.w, "\r%s\x1b[K\n", line)
 		return
@@ -81,7 +81,7 @@ func (p *Progress) line(now time.Time) string {
 	if full < width {
 		bar = bar[:full] + ">" + bar[full+1:]
 	}
-	s := fmt.Sprintf("%5.1f%% [%s] %s / %s  %s/s", 100*frac, bar, human(p.done), human(p.total), human(p.rate(now)))
+	s := fmt.Sprintf("%5.1f%% [%s] %s / %s  %s/s", 100*frac, bar, HumanBytes(p.done), HumanBytes(p.total), HumanBytes(p.rate(now)))
 	if r := p.rate(now); r > 0 && p.total > p.done {
 		s += "  " + time.Duration(float64(p.total-p.done)/float64(r)*float64(time.Second)).Round(time.Second).String() + " left"
 	}

@@ -13,7 +13,7 @@ import (
 func (r Report) WriteText(w io.Writer) error {
 	c := r.Chunker
 	fmt.Fprintf(w, "chunks: restic chunker, polynomial %s, min %s, average 2^%d, max %s; zstd %s; %d bytes of pack overhead each\n",
-		c.Polynomial, human(int64(c.MinChunk)), c.AverageBits, human(int64(c.MaxChunk)), c.Compression, ChunkOverhead)
+		c.Polynomial, HumanBytes(int64(c.MinChunk)), c.AverageBits, HumanBytes(int64(c.MaxChunk)), c.Compression, ChunkOverhead)
 	for _, l := range r.Layouts {
 		fmt.Fprintf(w, "\nlayout %s: what it adds to the layouts above\n", l.Path)
 		writeSummary(w, l.Summary, fmt.Sprintf("; %d already counted, %d missing", l.Seen, l.Missing))
@@ -28,7 +28,7 @@ func (r Report) WriteText(w io.Writer) error {
 
 func writeSummary(w io.Writer, s Summary, extra string) (int, error) {
 	fmt.Fprintf(w, "  manifests %d, blobs %d, layers %d (%s of tar), reproduced %d%s\n",
-		s.Manifests, s.Blobs, s.Layers, human(s.TarBytes), s.Reproduced, extra)
+		s.Manifests, s.Blobs, s.Layers, HumanBytes(s.TarBytes), s.Reproduced, extra)
 	if len(s.Encoders) > 0 {
 		fmt.Fprintf(w, "  reproduced: %s\n", countList(s.Encoders))
 	}
@@ -40,9 +40,9 @@ func writeSummary(w io.Writer, s Summary, extra string) (int, error) {
 		return fmt.Fprintln(w, strings.TrimRight(line, " "))
 	}
 	row("store", "bytes", "", "chunks", "mean chunk", "plain/store")
-	row("plain registry", fmt.Sprint(s.Plain.Bytes), human(s.Plain.Bytes), "", "", "")
+	row("plain registry", fmt.Sprint(s.Plain.Bytes), HumanBytes(s.Plain.Bytes), "", "", "")
 	chunked := func(name string, u Usage, ratio float64) (int, error) {
-		return row(name, fmt.Sprint(u.Bytes), human(u.Bytes), fmt.Sprint(u.Chunks), human(u.MeanChunk), fmt.Sprintf("%.2fx", ratio))
+		return row(name, fmt.Sprint(u.Bytes), HumanBytes(u.Bytes), fmt.Sprint(u.Chunks), HumanBytes(u.MeanChunk), fmt.Sprintf("%.2fx", ratio))
 	}
 	chunked("chunkyard", s.Chunkyard, s.PlainOverChunkyard)
 	return chunked("ideal plain CDC", s.IdealCDC, s.PlainOverIdealCDC)
@@ -60,8 +60,8 @@ func writeBlob(w io.Writer, b BlobReport) {
 	case b.Why != "":
 		how = "opaque: " + b.Why
 	}
-	fmt.Fprintf(w, "    %s %s %s: %s; chunkyard +%s, ideal +%s\n", b.Digest, what, human(b.Size), how,
-		human(b.Chunkyard.Bytes), human(b.IdealCDC.Bytes))
+	fmt.Fprintf(w, "    %s %s %s: %s; chunkyard +%s, ideal +%s\n", b.Digest, what, HumanBytes(b.Size), how,
+		HumanBytes(b.Chunkyard.Bytes), HumanBytes(b.IdealCDC.Bytes))
 }
 
 // countList formats counts as "a ×2, b ×1", most first.
@@ -75,8 +75,8 @@ func countList(m map[string]int) string {
 	return strings.Join(parts, ", ")
 }
 
-// human formats a byte count in binary units.
-func human(n int64) string {
+// HumanBytes formats a byte count in binary units ("1.5 MiB").
+func HumanBytes(n int64) string {
 	const unit = 1024
 	if n < unit {
 		return fmt.Sprintf("%d B", n)

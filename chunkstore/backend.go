@@ -36,10 +36,10 @@ type Stater interface {
 	Stat(ctx context.Context, name string) (int64, error)
 }
 
-// validName reports whether name is usable as an object name: 2 to 255
+// ValidName reports whether name is usable as an object name: 2 to 255
 // characters from [A-Za-z0-9._-], not starting with a dot (temporary files
-// start with one).
-func validName(name string) bool {
+// start with one). Every backend takes these names and only these.
+func ValidName(name string) bool {
 	if len(name) < 2 || len(name) > 255 || name[0] == '.' {
 		return false
 	}
@@ -54,7 +54,10 @@ func validName(name string) bool {
 	return true
 }
 
-// ctxReader fails reads once ctx is done, so long copies can be cancelled.
+// ContextReader returns a reader of r whose reads fail once ctx is done,
+// so that long copies can be cancelled.
+func ContextReader(ctx context.Context, r io.Reader) io.Reader { return ctxReader{ctx, r} }
+
 type ctxReader struct {
 	ctx context.Context
 	r   io.Reader

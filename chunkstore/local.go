@@ -43,7 +43,7 @@ func NewLocalBackend(dir string) (*LocalBackend, error) {
 // objectPath returns the file of object name, creating its fan-out
 // directory if mkdir is set.
 func (b *LocalBackend) objectPath(name string, mkdir bool) (string, error) {
-	if !validName(name) {
+	if !ValidName(name) {
 		return "", fmt.Errorf("chunkstore: local backend: invalid object name %q", name)
 	}
 	sub := filepath.Join(b.dir, name[:2])
@@ -243,7 +243,7 @@ func (b *LocalBackend) List(ctx context.Context, fn func(name string, size int64
 				return fmt.Errorf("chunkstore: local backend: list: %w", err)
 			}
 			name := e.Name()
-			if !e.Type().IsRegular() || !validName(name) || name[:2] != sub.Name() {
+			if !e.Type().IsRegular() || !ValidName(name) || name[:2] != sub.Name() {
 				continue
 			}
 			info, err := e.Info()

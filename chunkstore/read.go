@@ -124,7 +124,7 @@ func (s *Store) checkLoc(loc Location) error {
 	if err := checkLengths(flags, loc.RawLen, loc.StoredLen, uint32(s.cfg.MaxChunk)); err != nil {
 		return fmt.Errorf("invalid location: %w", err)
 	}
-	if !validName(loc.Pack) || loc.Offset < packHeaderLen+recordHeaderLen {
+	if !ValidName(loc.Pack) || loc.Offset < packHeaderLen+recordHeaderLen {
 		return fmt.Errorf("%w: invalid location", ErrCorrupt)
 	}
 	return nil

@@ -215,7 +215,7 @@ func (s *Service) openTar(b refgraph.Blob, orig func() (io.ReadCloser, error)) (
 		}
 		tarStream = br
 	}
-	return readCloser{&inflateLimit{r: tarStream, left: limit}, func() error {
+	return readCloser{codec.LimitInflated(tarStream, limit), func() error {
 		if closeDec != nil {
 			closeDec()
 		}
@@ -326,24 +326,4 @@ func (s *Service) splitLayer(ctx context.Context, b refgraph.Blob, orig func() (
 		return nil, nil, written, fmt.Errorf("%w: the recipe does not rebuild the blob: %v", errNotLayer, err)
 	}
 	return chunks, layout, written, nil
-}
-
-// inflateLimit fails a decompressed stream that grows past a bound.
-type inflateLimit struct {
-	r    io.Reader
-	left int64
-}
-
-var errInflateLimit = fmt.Errorf("%w: inflates past the configured size or ratio", errNotLayer)
-
-func (l *inflateLimit) Read(p []byte) (int, error) {
-	if int64(len(p)) > l.left+1 {
-		p = p[:l.left+1] // one byte past the bound tells it is crossed
-	}
-	n, err := l.r.Read(p)
-	l.left -= int64(n)
-	if l.left < 0 {
-		return 0, errInflateLimit
-	}
-	return n, err
 }

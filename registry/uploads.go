@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/chunkyard/chunkyard/chunkstore"
 	"hash"
 	"io"
 	"log/slog"
@@ -143,7 +144,7 @@ func (u *uploads) append(ctx context.Context, s *session, offset int64, r io.Rea
 	if s.h != nil {
 		w = io.MultiWriter(f, s.h)
 	}
-	n, err := io.Copy(w, ctxReader{ctx, r})
+	n, err := io.Copy(w, chunkstore.ContextReader(ctx, r))
 	if err != nil {
 		// The bytes written may be partial: drop them so the session stays
 		// at a known size, and forget the running hash.
@@ -198,17 +199,4 @@ func (u *uploads) expire(now time.Time) {
 		}
 		u.log.Info("expired upload session", "id", id, "idle", now.Sub(fi.ModTime()).Round(time.Second))
 	}
-}
-
-// ctxReader stops a copy when ctx is done.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }

@@ -120,7 +120,7 @@ func (b *Backend) List(ctx context.Context, fn func(name string, size int64) err
 		}
 		for _, obj := range page.Contents {
 			name, ok := strings.CutPrefix(aws.ToString(obj.Key), b.prefix)
-			if !ok || !validName(name) {
+			if !ok || !chunkstore.ValidName(name) {
 				continue
 			}
 			if err := fn(name, aws.ToInt64(obj.Size)); err != nil {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/chunkyard/chunkyard/chunkstore"
 	"io"
 	"sync"
 
@@ -160,7 +161,7 @@ func newSource(ctx context.Context, r io.Reader, size int64) (*source, error) {
 	ra, okRA := r.(io.ReaderAt)
 	sk, okSk := r.(io.Seeker)
 	if !okRA || !okSk {
-		return &source{r: ctxReader{ctx, r}}, nil
+		return &source{r: chunkstore.ContextReader(ctx, r)}, nil
 	}
 	pos, err := sk.Seek(0, io.SeekCurrent)
 	if err != nil {
@@ -193,17 +194,4 @@ func (s *source) part(off, length int64) (io.ReadSeeker, error) {
 		return nil, fmt.Errorf("read bytes [%d, +%d): %w", off, length, err)
 	}
 	return bytes.NewReader(buf), nil
-}
-
-// ctxReader fails reads once ctx is done, so long copies can be cancelled.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (r ctxReader) Read(p []byte) (int, error) {
-	if err := r.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return r.r.Read(p)
 }

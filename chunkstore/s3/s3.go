@@ -177,27 +177,10 @@ func New(ctx context.Context, opts Options) (*Backend, error) {
 
 // key returns the object key of name, or an error if name is invalid.
 func (b *Backend) key(op, name string) (*string, error) {
-	if !validName(name) {
+	if !chunkstore.ValidName(name) {
 		return nil, fmt.Errorf("s3 backend: %s: invalid object name %q", op, name)
 	}
 	return aws.String(b.prefix + name), nil
-}
-
-// validName is chunkstore's object name rule: 2 to 255 characters from
-// [A-Za-z0-9._-], not starting with a dot.
-func validName(name string) bool {
-	if len(name) < 2 || len(name) > 255 || name[0] == '.' {
-		return false
-	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '.', c == '_', c == '-':
-		default:
-			return false
-		}
-	}
-	return true
 }
 
 // slogAdapter sends the SDK's log lines to slog.

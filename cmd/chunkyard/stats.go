@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"github.com/chunkyard/chunkyard/bench"
 	"github.com/chunkyard/chunkyard/chunkstore"
 	"io"
 	"log/slog"
@@ -91,33 +92,20 @@ func stats(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return enc.Encode(rep)
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(tw, "logical bytes\t%d\t(%s, sum of stored blob sizes)\n", rep.LogicalBytes, human(rep.LogicalBytes))
-	fmt.Fprintf(tw, "stored bytes\t%d\t(%s, pack bytes on the backend, plus blobs pending conversion)\n", rep.StoredBytes, human(rep.StoredBytes))
+	fmt.Fprintf(tw, "logical bytes\t%d\t(%s, sum of stored blob sizes)\n", rep.LogicalBytes, bench.HumanBytes(rep.LogicalBytes))
+	fmt.Fprintf(tw, "stored bytes\t%d\t(%s, pack bytes on the backend, plus blobs pending conversion)\n", rep.StoredBytes, bench.HumanBytes(rep.StoredBytes))
 	fmt.Fprintf(tw, "dedup ratio\t%.2fx\t(logical / stored)\n", rep.DedupRatio)
-	fmt.Fprintf(tw, "linked bytes\t%d\t(%s, blob sizes summed over every repository that links them)\n", rep.LinkedBytes, human(rep.LinkedBytes))
+	fmt.Fprintf(tw, "linked bytes\t%d\t(%s, blob sizes summed over every repository that links them)\n", rep.LinkedBytes, bench.HumanBytes(rep.LinkedBytes))
 	fmt.Fprintf(tw, "repositories\t%d\t\n", rep.Repos)
 	fmt.Fprintf(tw, "blobs\t%d\t\n", rep.Blobs)
-	fmt.Fprintf(tw, "chunks\t%d\t(%s raw, %s stored, %d shared by several blobs or places)\n", rep.Chunks, human(rep.ChunkRawBytes), human(rep.LiveStoredBytes), rep.SharedChunks)
+	fmt.Fprintf(tw, "chunks\t%d\t(%s raw, %s stored, %d shared by several blobs or places)\n", rep.Chunks, bench.HumanBytes(rep.ChunkRawBytes), bench.HumanBytes(rep.LiveStoredBytes), rep.SharedChunks)
 	fmt.Fprintf(tw, "packs\t%d\t(+%d open or staged)\n", rep.Packs, rep.OpenPacks)
 	fmt.Fprintf(tw, "layers split\t%d\t(stored as header + content streams, re-encoded on pull)\n", rep.ConvertedBlobs)
-	fmt.Fprintf(tw, "pending\t%d\t(%s received, waiting for the converter)\n", rep.PendingBlobs, human(rep.PendingBytes))
-	fmt.Fprintf(tw, "layer cache\t%d\t(%s of encoded layers, a cache, not storage)\n", rep.LayerCacheBytes, human(rep.LayerCacheBytes))
+	fmt.Fprintf(tw, "pending\t%d\t(%s received, waiting for the converter)\n", rep.PendingBlobs, bench.HumanBytes(rep.PendingBytes))
+	fmt.Fprintf(tw, "layer cache\t%d\t(%s of encoded layers, a cache, not storage)\n", rep.LayerCacheBytes, bench.HumanBytes(rep.LayerCacheBytes))
 	if data.s3 != nil {
-		fmt.Fprintf(tw, "s3 objects\t%d\t(%s in the bucket under the prefix)\n", rep.S3Objects, human(rep.S3Bytes))
-		fmt.Fprintf(tw, "read cache\t%d\t(%s, a cache, not storage)\n", rep.ReadCacheBytes, human(rep.ReadCacheBytes))
+		fmt.Fprintf(tw, "s3 objects\t%d\t(%s in the bucket under the prefix)\n", rep.S3Objects, bench.HumanBytes(rep.S3Bytes))
+		fmt.Fprintf(tw, "read cache\t%d\t(%s, a cache, not storage)\n", rep.ReadCacheBytes, bench.HumanBytes(rep.ReadCacheBytes))
 	}
 	return tw.Flush()
-}
-
-func human(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
