@@ -85,9 +85,19 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// Background work (upload expiry, the layer converter) stops, and is
+	// waited for, before the data dir closes (the deferred Close above runs
+	// after this).
 	bg, cancelBg := context.WithCancel(context.Background())
-	defer cancelBg()
-	go svc.Run(bg)
+	bgDone := make(chan struct{})
+	go func() {
+		svc.Run(bg)
+		close(bgDone)
+	}()
+	defer func() {
+		cancelBg()
+		<-bgDone
+	}()
 
 	if *debugAddr != "" {
 		dln, err := net.Listen("tcp", *debugAddr)
