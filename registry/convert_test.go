@@ -19,7 +19,7 @@ import (
 
 // newConvertEnv is a service that queues layers for conversion; tests run
 // the conversions themselves (drain) to be deterministic.
-func newConvertEnv(t *testing.T, opts ConvertOptions) *env {
+func newConvertEnv(t testing.TB, opts ConvertOptions) *env {
 	e := &env{t: t, dir: t.TempDir()}
 	opts.Workers = 1
 	opts.PendingDir = filepath.Join(e.dir, "pending")
@@ -50,11 +50,11 @@ func (e *env) drain() {
 
 // rootfs is a tar of files: some random (incompressible), some text, with
 // the given mtime; changed names files whose content differs.
-func rootfs(t *testing.T, mtime time.Time, changed ...string) []byte {
+func rootfs(t testing.TB, mtime time.Time, changed ...string) []byte {
 	return rootfsN(t, 96, mtime, changed...)
 }
 
-func rootfsN(t *testing.T, files int, mtime time.Time, changed ...string) []byte {
+func rootfsN(t testing.TB, files int, mtime time.Time, changed ...string) []byte {
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	rnd := rand.New(rand.NewPCG(7, 7))
@@ -82,7 +82,7 @@ func rootfsN(t *testing.T, files int, mtime time.Time, changed ...string) []byte
 	return buf.Bytes()
 }
 
-func gzipped(t *testing.T, raw []byte, level int) []byte {
+func gzipped(t testing.TB, raw []byte, level int) []byte {
 	var buf bytes.Buffer
 	w, err := gzip.NewWriterLevel(&buf, level)
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -21,15 +22,16 @@ import (
 
 // env is a service on a data dir that can be "restarted".
 type env struct {
-	t       *testing.T
+	t       testing.TB
 	dir     string
 	convert ConvertOptions
+	layers  *chunkstore.FileCache
 	graph   *refgraph.Graph
 	store   *chunkstore.Store
 	svc     *Service
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	e := &env{t: t, dir: t.TempDir()}
 	e.open()
 	t.Cleanup(e.close)
@@ -50,7 +52,8 @@ func (e *env) open() {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	e.svc, err = New(e.graph, e.store, Options{UploadDir: filepath.Join(e.dir, "uploads"), UploadTTL: time.Hour, Convert: e.convert})
+	e.svc, err = New(e.graph, e.store, Options{UploadDir: filepath.Join(e.dir, "uploads"), UploadTTL: time.Hour, Convert: e.convert, LayerCache: e.layers,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		e.t.Fatal(err)
 	}
