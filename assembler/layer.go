@@ -21,12 +21,12 @@ import (
 // core), so at most Options.MaxEncodes run at once and finished layers go
 // to a bounded cache of encoded layers: a hot layer is served from disk.
 
-// cacheKey names a layer in the cache: "sha256-<hex>".
-func layerCacheKey(d digest.Digest) string { return string(d.Algorithm()) + "-" + d.Encoded() }
+// LayerCacheKey names a layer in the layer cache: "sha256-<hex>".
+func LayerCacheKey(d digest.Digest) string { return string(d.Algorithm()) + "-" + d.Encoded() }
 
 // openLayer returns length bytes from off of the layer b.
 func (a *Assembler) openLayer(ctx context.Context, b Blob, off, length int64) (io.ReadCloser, error) {
-	key := layerCacheKey(b.Digest)
+	key := LayerCacheKey(b.Digest)
 	if f, size, ok := a.layers.Open(key); ok {
 		if size == b.Size {
 			return sectionCloser(f, off, length), nil
@@ -83,7 +83,7 @@ func (a *Assembler) fillCache(ctx context.Context, b Blob) error {
 		w.Abort()
 		return err
 	}
-	return w.Commit(layerCacheKey(b.Digest))
+	return w.Commit(LayerCacheKey(b.Digest))
 }
 
 // encodeLayer starts the pipeline that rebuilds layer b; the reader

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chunkyard/chunkyard/assembler"
+	"github.com/chunkyard/chunkyard/chunkstore"
 	"github.com/chunkyard/chunkyard/refgraph"
 	"github.com/klauspost/compress/zstd"
 	"github.com/opencontainers/go-digest"
@@ -242,5 +244,34 @@ func TestPullsDuringConversion(t *testing.T) {
 	entries, _ := filepath.Glob(filepath.Join(e.dir, "pending", "*"))
 	if len(entries) != 0 {
 		t.Fatalf("pending files left: %v", entries)
+	}
+}
+
+// TestConversionWarmsLayerCache: the converter's verification pass leaves
+// the encoded layer in the cache, so the first pull does not re-encode;
+// a stale entry for the digest is not taken as proof of the recipe.
+func TestConversionWarmsLayerCache(t *testing.T) {
+	e := &env{t: t, dir: t.TempDir()}
+	e.convert = ConvertOptions{Workers: 1, PendingDir: filepath.Join(e.dir, "pending")}
+	var err error
+	if e.layers, err = chunkstore.OpenFileCache(filepath.Join(e.dir, "layers"), 1<<30, nil); err != nil {
+		t.Fatal(err)
+	}
+	e.open()
+	t.Cleanup(e.close)
+	blob := gzipped(t, rootfsN(t, 12, time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)), 6)
+	d := digest.FromBytes(blob)
+	// A stale, wrong entry under the digest.
+	e.layers.Put(assembler.LayerCacheKey(d), []byte("not the layer"))
+	e.pushBlob("app", blob)
+	e.drain()
+	if b, _ := e.graph.Blob(d); b.Kind != refgraph.KindLayer {
+		t.Fatalf("kind = %d", b.Kind)
+	}
+	if n, size := e.layers.Usage(); n != 1 || size != int64(len(blob)) {
+		t.Fatalf("layer cache: %d entries, %d bytes; want the %d-byte layer", n, size, len(blob))
+	}
+	if got := e.readBlob("app", d); !bytes.Equal(got, blob) {
+		t.Fatal("pull differs")
 	}
 }

@@ -49,7 +49,8 @@ type Service struct {
 	maxMan  int64
 	log     *slog.Logger
 	convert ConvertOptions
-	kick    chan struct{} // wakes the converter
+	kick    chan struct{}         // wakes the converter
+	layers  *chunkstore.FileCache // encoded layers; nil: none
 }
 
 // New returns a Service. It does not own graph and store: the caller closes
@@ -87,6 +88,7 @@ func New(graph *refgraph.Graph, store *chunkstore.Store, opts Options) (*Service
 		}),
 		convert: opts.Convert,
 		kick:    make(chan struct{}, 1),
+		layers:  opts.LayerCache,
 		uploads: up,
 		maxMan:  opts.MaxManifestSize,
 		log:     opts.Logger,
