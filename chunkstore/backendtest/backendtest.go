@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"maps"
 	"sync"
 	"testing"
@@ -51,7 +52,7 @@ func Run(t *testing.T, newBackend func(t *testing.T) chunkstore.Backend) {
 
 	t.Run("PutReadRange", func(t *testing.T) {
 		b := newBackend(t)
-		data := randomBytes(1, 100<<10)
+		data := RandomBytes(1, 100<<10)
 		put(t, b, "0123456789abcdef", data)
 		tests := []struct {
 			name    string
@@ -128,7 +129,7 @@ func Run(t *testing.T, newBackend func(t *testing.T) chunkstore.Backend) {
 		want := map[string]int64{}
 		for i := range 20 {
 			name := fmt.Sprintf("%02x%030x", i*13%256, i)
-			data := randomBytes(uint64(i), i*100)
+			data := RandomBytes(uint64(i), i*100)
 			put(t, b, name, data)
 			want[name] = int64(len(data))
 		}
@@ -200,7 +201,7 @@ func Run(t *testing.T, newBackend func(t *testing.T) chunkstore.Backend) {
 			go func() {
 				defer wg.Done()
 				name := fmt.Sprintf("cc%02d", i)
-				data := randomBytes(uint64(i), 10000)
+				data := RandomBytes(uint64(i), 10000)
 				if err := b.Put(ctx, name, bytes.NewReader(data), int64(len(data))); err != nil {
 					errs[i] = err
 					return
@@ -221,8 +222,9 @@ func Run(t *testing.T, newBackend func(t *testing.T) chunkstore.Backend) {
 	})
 }
 
-// randomBytes returns n deterministic pseudo-random bytes (splitmix64).
-func randomBytes(seed uint64, n int) []byte {
+// RandomBytes returns n deterministic pseudo-random bytes (splitmix64), for
+// backend tests here and in other packages.
+func RandomBytes(seed uint64, n int) []byte {
 	b := make([]byte, n+8)
 	for i := 0; i < n; i += 8 {
 		seed += 0x9e3779b97f4a7c15
@@ -232,4 +234,17 @@ func randomBytes(seed uint64, n int) []byte {
 		binary.LittleEndian.PutUint64(b[i:], z^(z>>31))
 	}
 	return b[:n]
+}
+
+// Logger returns a logger writing to t's log.
+func Logger(t testing.TB) *slog.Logger {
+	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+type testWriter struct{ t testing.TB }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Helper()
+	w.t.Log(string(bytes.TrimRight(p, "\n")))
+	return len(p), nil
 }

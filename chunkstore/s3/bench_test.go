@@ -3,6 +3,7 @@ package s3
 import (
 	"bytes"
 	"context"
+	"github.com/chunkyard/chunkyard/chunkstore/backendtest"
 	"io"
 	"log/slog"
 	"path/filepath"
@@ -17,7 +18,7 @@ import (
 // backend in the same run.
 func BenchmarkPutGet(b *testing.B) {
 	const size = 64 << 20
-	data := randomBytes(9, size)
+	data := backendtest.RandomBytes(9, size)
 	local, err := chunkstore.NewLocalBackend(filepath.Join(b.TempDir(), "packs"))
 	if err != nil {
 		b.Fatal(err)

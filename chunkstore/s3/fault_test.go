@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"github.com/chunkyard/chunkyard/chunkstore/backendtest"
 	"net"
 	"testing"
 	"time"
@@ -24,7 +25,7 @@ func TestServerDown(t *testing.T) {
 	srv := s3test.Start(t)
 	ctx := context.Background()
 	b := newBackend(t, faultOptions(t, srv, 2*time.Second))
-	data := randomBytes(5, 100<<10)
+	data := backendtest.RandomBytes(5, 100<<10)
 
 	srv.Stop()
 	err := within(t, 10*time.Second, "Put to a stopped server", func() error {
@@ -61,7 +62,7 @@ func TestSlowResponses(t *testing.T) {
 	opts := faultOptions(t, srv, 500*time.Millisecond)
 	opts.Endpoint = proxy.URL()
 	b := newBackend(t, opts)
-	data := randomBytes(6, 64<<10)
+	data := backendtest.RandomBytes(6, 64<<10)
 	put(t, b, "slow", data)
 	read := func() error {
 		got, err := readAll(ctx, b, "slow", 100, 1000)
@@ -115,7 +116,7 @@ func TestStoreBackendDown(t *testing.T) {
 	// Down at seal time, back before Close.
 	s := openStore(t, opts)
 	srv.Stop()
-	first := randomBytes(10, 700<<10) // a few packs of 256 KiB
+	first := backendtest.RandomBytes(10, 700<<10) // a few packs of 256 KiB
 	firstChunks := write(t, s, first)
 	checkChunks(t, s, firstChunks, first)
 	srv.Restart()
@@ -127,7 +128,7 @@ func TestStoreBackendDown(t *testing.T) {
 	// Down until after Close: the next Open hands the packs over.
 	s = openStore(t, opts)
 	srv.Stop()
-	second := randomBytes(11, 700<<10)
+	second := backendtest.RandomBytes(11, 700<<10)
 	secondChunks := write(t, s, second)
 	checkChunks(t, s, secondChunks, second)
 	if err := s.Close(); err == nil {

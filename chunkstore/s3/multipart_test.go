@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"github.com/chunkyard/chunkyard/chunkstore/backendtest"
 	"io"
 	"strings"
 	"testing"
@@ -25,7 +26,7 @@ func TestMultipart(t *testing.T) {
 	opts := testOptions(t, srv, "mp")
 	opts.PartSize = MinPartSize
 	b := newBackend(t, opts)
-	data := randomBytes(7, 12<<20) // three parts: 5, 5 and 2 MiB
+	data := backendtest.RandomBytes(7, 12<<20) // three parts: 5, 5 and 2 MiB
 	readers := map[string]func() io.Reader{
 		"ReaderAt": func() io.Reader { return bytes.NewReader(data) },
 		"Stream":   func() io.Reader { return onlyReader{bytes.NewReader(data)} },
@@ -77,7 +78,7 @@ func TestMultipartFailure(t *testing.T) {
 	opts := testOptions(t, srv, "mpfail")
 	opts.PartSize = MinPartSize
 	b := newBackend(t, opts)
-	data := randomBytes(8, 12<<20)
+	data := backendtest.RandomBytes(8, 12<<20)
 
 	// The stream ends in the third part: the first two are uploaded.
 	short := onlyReader{bytes.NewReader(data[:11<<20])}

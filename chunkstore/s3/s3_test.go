@@ -3,11 +3,9 @@ package s3
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -27,7 +25,7 @@ func testOptions(t testing.TB, srv *s3test.Server, prefix string) Options {
 		PathStyle: true,
 		AccessKey: srv.AccessKey,
 		SecretKey: srv.SecretKey,
-		Logger:    testLogger(t),
+		Logger:    backendtest.Logger(t),
 	}
 }
 
@@ -127,31 +125,6 @@ func exists(t testing.TB, b *Backend, name string) bool {
 		t.Fatalf("Stat %s: %v", name, err)
 	}
 	return err == nil
-}
-
-// randomBytes returns n deterministic pseudo-random bytes (splitmix64).
-func randomBytes(seed uint64, n int) []byte {
-	b := make([]byte, n+8)
-	for i := 0; i < n; i += 8 {
-		seed += 0x9e3779b97f4a7c15
-		z := seed
-		z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
-		z = (z ^ (z >> 27)) * 0x94d049bb133111eb
-		binary.LittleEndian.PutUint64(b[i:], z^(z>>31))
-	}
-	return b[:n]
-}
-
-func testLogger(t testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-type testWriter struct{ t testing.TB }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Helper()
-	w.t.Log(string(bytes.TrimRight(p, "\n")))
-	return len(p), nil
 }
 
 // within fails t if fn takes longer than limit, and returns fn's error.

@@ -3,6 +3,7 @@ package s3
 import (
 	"bytes"
 	"context"
+	"github.com/chunkyard/chunkyard/chunkstore/backendtest"
 	"os"
 	"path/filepath"
 	"testing"
@@ -20,7 +21,7 @@ func storeOptions(t testing.TB, dir string, b chunkstore.Backend) chunkstore.Opt
 		MinChunk:    4 << 10,
 		MaxChunk:    64 << 10,
 		AverageBits: 14, // 16 KiB
-		Logger:      testLogger(t),
+		Logger:      backendtest.Logger(t),
 	}
 }
 
@@ -80,7 +81,7 @@ func TestStore(t *testing.T) {
 	srv := s3test.Start(t)
 	b := newBackend(t, testOptions(t, srv, "store"))
 	dir := t.TempDir()
-	data := randomBytes(3, 2<<20)
+	data := backendtest.RandomBytes(3, 2<<20)
 
 	s := openStore(t, storeOptions(t, dir, b))
 	chunks := write(t, s, data)
