@@ -1,6 +1,7 @@
 package refgraph
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -133,6 +134,9 @@ func (g *Graph) ConvertBlob(d digest.Digest, chunks []chunkstore.Chunk, layout *
 		if layout != nil {
 			bv.kind, bv.layout = KindLayer, layout
 			t.stats.ConvertedBlobs++
+			if err := t.countEncoding(layout, 1); err != nil {
+				return err
+			}
 		}
 		return t.set(blobKey(d), bv.encode())
 	})
@@ -158,4 +162,59 @@ func (g *Graph) GiveUpConversion(d digest.Digest, written []chunkstore.Chunk) er
 // (a conversion that did not pan out) as dead bytes of their packs.
 func (g *Graph) RecordWritten(written []chunkstore.Chunk) error {
 	return g.update(func(t *txn) error { return t.addWritten(written) })
+}
+
+// prefixEncoding keys count split layers per encoder output class, so
+// that a server can refuse to start without an encoder its store needs.
+const prefixEncoding = "e/"
+
+// encodingClass names a recipe's encoder output class ("encoder class"),
+// read from the fields of the assembler's JSON recipe that name it; ""
+// for an uncompressed layer.
+func encodingClass(l *Layout) (string, error) {
+	var e struct{ Encoder, Version string }
+	if err := json.Unmarshal(l.Encoding, &e); err != nil {
+		return "", fmt.Errorf("refgraph: unreadable recipe %q: %w", l.Encoding, err)
+	}
+	if e.Encoder == "" {
+		return "", nil
+	}
+	return e.Encoder + " " + e.Version, nil
+}
+
+// countEncoding adds delta to the count of l's encoder class.
+func (t *txn) countEncoding(l *Layout, delta int64) error {
+	class, err := encodingClass(l)
+	if err != nil || class == "" {
+		return err
+	}
+	key := []byte(prefixEncoding + class)
+	var n int64
+	switch v, err := t.get(key); {
+	case err == nil && len(v) == 8:
+		n = int64(binary.BigEndian.Uint64(v))
+	case err == nil:
+		return fmt.Errorf("refgraph: bad count at %q", key)
+	case !errors.Is(err, ErrNotFound):
+		return err
+	}
+	if n += delta; n <= 0 {
+		return t.del(key)
+	}
+	return t.set(key, binary.BigEndian.AppendUint64(nil, uint64(n)))
+}
+
+// Encodings returns, per encoder output class ("encoder class"), how many
+// split layers need it to be pulled.
+func (g *Graph) Encodings() (map[string]int64, error) {
+	out := map[string]int64{}
+	prefix := []byte(prefixEncoding)
+	err := g.scan(prefix, "", func(k, v []byte) (bool, error) {
+		if len(v) != 8 {
+			return false, fmt.Errorf("refgraph: bad count at %q", k)
+		}
+		out[string(k[len(prefix):])] = int64(binary.BigEndian.Uint64(v))
+		return true, nil
+	})
+	return out, err
 }

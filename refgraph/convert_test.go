@@ -31,12 +31,16 @@ func TestPendingToLayer(t *testing.T) {
 	if err := g.CommitBlob("r", digest.FromString("other"), 100, written("p0", "b")); err != nil {
 		t.Fatal(err)
 	}
-	layout := &Layout{HeaderChunks: 1, TarSize: 400, Encoding: []byte(`{"Format":"gzip"}`)}
+	const recipe = `{"Format":"gzip","Encoder":"klauspost-zstd","Version":"v9"}`
+	layout := &Layout{HeaderChunks: 1, TarSize: 400, Encoding: []byte(recipe)}
 	if err := g.ConvertBlob(d, append(written("p1", "h", "x"), deduped("b")...), layout); err != nil {
 		t.Fatal(err)
 	}
+	if enc, err := g.Encodings(); err != nil || len(enc) != 1 || enc["klauspost-zstd v9"] != 1 {
+		t.Fatalf("encodings = %v, %v", enc, err)
+	}
 	b, err := g.Blob(d)
-	if err != nil || b.Kind != KindLayer || b.Layout.HeaderChunks != 1 || string(b.Layout.Encoding) != `{"Format":"gzip"}` || len(b.Chunks) != 3 {
+	if err != nil || b.Kind != KindLayer || b.Layout.HeaderChunks != 1 || string(b.Layout.Encoding) != recipe || len(b.Chunks) != 3 {
 		t.Fatalf("blob = %+v, %v", b, err)
 	}
 	mustRefs(t, g, d, 2)

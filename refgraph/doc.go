@@ -23,6 +23,7 @@
 //	c/<chunk id, 32 bytes>           -> chunkValue{refs, pack, offset, stored and raw length, compressed}
 //	p/<pack>                         -> packValue{total stored bytes, live stored bytes, chunks}
 //	q/<digest>                       -> queued for conversion into a split layer (convert.go)
+//	e/<encoder> <output class>       -> split layers whose recipe names this encoder class (int64)
 //
 // Reference counts:
 //   - a blob's refs count the repository links that point at it: one per

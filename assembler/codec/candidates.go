@@ -33,31 +33,41 @@ func gzipLevels() []int { return []int{2, 3, 4, 5, 6, 7, 8, 1, 9, 0, -2} }
 // 255, FTEXT, FHCRC: GNU gzip, pigz, zlib) gets only the common levels, as
 // a cheap check; others get every level.
 func gzipCandidates(h GzipHeader) []Encoding {
-	list := gzipCommon()
+	phases := [][]gzipCandidate{gzipCommon()}
 	if h.OS == osUnknown && h.Flags&(flagText|flagHCRC) == 0 {
+		var rest []gzipCandidate
 		for _, e := range []string{EncoderStdlib, EncoderPgzip, EncoderKlauspostGzip} {
 			for _, l := range gzipLevels() {
-				list = append(list, gzipCandidate{e, l})
+				rest = append(rest, gzipCandidate{e, l})
 			}
 		}
+		phases = append(phases, rest)
 	}
+	// Within a phase, this build's encoders go first (no process to
+	// start), then the helpers' classes.
 	seen := make(map[gzipCandidate]bool)
 	var out []Encoding
-	for _, c := range list {
-		if seen[c] || xflFor(c.level) != h.XFL {
-			continue
+	for _, list := range phases {
+		var helped []Encoding
+		for _, c := range list {
+			if seen[c] || xflFor(c.level) != h.XFL {
+				continue
+			}
+			seen[c] = true
+			for i, v := range classesOf(c.encoder) {
+				hdr := h
+				enc := Encoding{Format: FormatGzip, Encoder: c.encoder, Version: v, Level: c.level, Gzip: &hdr}
+				if c.encoder == EncoderPgzip {
+					enc.BlockSize = pgzipDefaultBlockSize
+				}
+				if i == 0 {
+					out = append(out, enc)
+				} else {
+					helped = append(helped, enc)
+				}
+			}
 		}
-		seen[c] = true
-		v, ok := versionOf(c.encoder)
-		if !ok {
-			continue
-		}
-		hdr := h
-		enc := Encoding{Format: FormatGzip, Encoder: c.encoder, Version: v, Level: c.level, Gzip: &hdr}
-		if c.encoder == EncoderPgzip {
-			enc.BlockSize = pgzipDefaultBlockSize
-		}
-		out = append(out, enc)
+		out = append(out, helped...)
 	}
 	return out
 }
@@ -76,14 +86,13 @@ func zstdLevelWindow(l zstd.EncoderLevel) int64 {
 // block is a single-segment frame that tells nothing of the level. A
 // declared content size (ResetContentSize) shrinks the window to fit it.
 func zstdCandidates(f zstdFrame) []Encoding {
-	v, ok := versionOf(EncoderKlauspostZstd)
-	if !ok || f.dictID {
+	if f.dictID {
 		return nil
 	}
 	levels := []zstd.EncoderLevel{zstd.SpeedDefault, zstd.SpeedFastest, zstd.SpeedBetterCompression, zstd.SpeedBestCompression}
 	var out []Encoding
 	add := func(l zstd.EncoderLevel, p ZstdParams) {
-		out = append(out, Encoding{Format: FormatZstd, Encoder: EncoderKlauspostZstd, Version: v, Level: int(l), Zstd: &p})
+		out = append(out, Encoding{Format: FormatZstd, Encoder: EncoderKlauspostZstd, Level: int(l), Zstd: &p})
 	}
 	switch {
 	case f.single:
@@ -108,7 +117,15 @@ func zstdCandidates(f zstdFrame) []Encoding {
 			}
 		}
 	}
-	return out
+	// Every class, this build's first (no process to start).
+	var all []Encoding
+	for _, v := range classesOf(EncoderKlauspostZstd) {
+		for _, e := range out {
+			e.Version = v
+			all = append(all, e)
+		}
+	}
+	return all
 }
 
 // zstdDeclaredWindow is the window klauspost declares for a stream of a

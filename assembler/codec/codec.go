@@ -81,31 +81,27 @@ func (e Encoding) String() string {
 }
 
 // NewWriter returns a writer that compresses what is written to it into w
-// exactly as enc says. Close flushes and writes the trailer; it does not
+// exactly as enc says, with this build's encoder of enc's output class or
+// with a loaded helper's (LoadHelpers). Close flushes and writes the trailer; it does not
 // close w. It fails with ErrUnavailable if this build lacks enc's encoder
 // or output class, and with ErrInvalid if enc is malformed.
 func NewWriter(w io.Writer, enc Encoding) (io.WriteCloser, error) {
-	if want, ok := versionOf(enc.Encoder); !ok {
-		return nil, fmt.Errorf("%w: encoder %q", ErrUnavailable, enc.Encoder)
-	} else if enc.Version != want {
-		return nil, fmt.Errorf("%w: %s output class %q, this build has %q",
-			ErrUnavailable, enc.Encoder, enc.Version, want)
+	h, err := helperFor(enc)
+	if err != nil {
+		return nil, err
 	}
-	var (
-		zw  io.WriteCloser
-		err error
-	)
+	var zw io.WriteCloser
 	switch enc.Encoder {
 	case EncoderStdlib, EncoderKlauspostGzip, EncoderPgzip:
 		if enc.Format != FormatGzip {
 			return nil, fmt.Errorf("%w: %s writes gzip, not %q", ErrInvalid, enc.Encoder, enc.Format)
 		}
-		zw, err = newGzipWriter(w, enc)
+		zw, err = newGzipWriter(w, enc, h)
 	default: // EncoderKlauspostZstd
 		if enc.Format != FormatZstd {
 			return nil, fmt.Errorf("%w: %s writes zstd, not %q", ErrInvalid, enc.Encoder, enc.Format)
 		}
-		zw, err = newZstdWriter(w, enc)
+		zw, err = newZstdWriter(w, enc, h)
 	}
 	if err != nil {
 		return nil, err

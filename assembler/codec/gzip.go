@@ -40,7 +40,7 @@ type gzipWriter struct {
 	err    error
 }
 
-func newGzipWriter(w io.Writer, enc Encoding) (*gzipWriter, error) {
+func newGzipWriter(w io.Writer, enc Encoding, h *helper) (*gzipWriter, error) {
 	switch {
 	case enc.Level < -2 || enc.Level > 9:
 		return nil, fmt.Errorf("%w: %s level %d", ErrInvalid, enc.Encoder, enc.Level)
@@ -49,23 +49,34 @@ func newGzipWriter(w io.Writer, enc Encoding) (*gzipWriter, error) {
 	case enc.Zstd != nil:
 		return nil, fmt.Errorf("%w: gzip with zstd parameters", ErrInvalid)
 	}
-	h := defaultGzipHeader(enc.Encoder, enc.Level)
+	hdr := defaultGzipHeader(enc.Encoder, enc.Level)
 	if enc.Gzip != nil {
-		h = *enc.Gzip
+		hdr = *enc.Gzip
 	}
-	header, err := h.appendTo(nil)
+	header, err := hdr.appendTo(nil)
 	if err != nil {
 		return nil, err
 	}
 	z := &gzipWriter{w: w, header: header}
+	if h != nil {
+		// A helper's output comes from another goroutine: the header
+		// must be out before it starts.
+		if err := z.writeHeader(); err != nil {
+			return nil, err
+		}
+	}
 	switch enc.Encoder {
 	case EncoderStdlib:
 		z.body, err = stdflate.NewWriter(w, enc.Level)
 	case EncoderKlauspostGzip:
-		z.body, err = kflate.NewWriter(w, enc.Level)
+		if h != nil {
+			z.body, err = h.start(w, helperParams{Encoder: enc.Encoder, Level: enc.Level})
+		} else {
+			z.body, err = kflate.NewWriter(w, enc.Level)
+		}
 	default: // EncoderPgzip
 		z.sink = &stickyWriter{w: w}
-		z.body, err = newPgzip(z.sink, enc)
+		z.body, err = newPgzip(z.sink, enc, h)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
@@ -73,15 +84,20 @@ func newGzipWriter(w io.Writer, enc Encoding) (*gzipWriter, error) {
 	return z, nil
 }
 
-func newPgzip(w io.Writer, enc Encoding) (*pgzip.Writer, error) {
+func newPgzip(w io.Writer, enc Encoding, h *helper) (io.WriteCloser, error) {
 	if enc.BlockSize < pgzipMinBlockSize || enc.BlockSize > pgzipMaxBlockSize {
 		return nil, fmt.Errorf("pgzip block size %d, want %d..%d", enc.BlockSize, pgzipMinBlockSize, pgzipMaxBlockSize)
 	}
-	pw, err := pgzip.NewWriterLevel(&skipWriter{w: w, skip: gzipFixedLen}, enc.Level)
+	blocks := min(runtime.GOMAXPROCS(0), pgzipMaxBlocks)
+	body := &skipWriter{w: w, skip: gzipFixedLen}
+	if h != nil {
+		return h.start(body, helperParams{Encoder: enc.Encoder, Level: enc.Level, BlockSize: enc.BlockSize, Concurrency: blocks})
+	}
+	pw, err := pgzip.NewWriterLevel(body, enc.Level)
 	if err != nil {
 		return nil, err
 	}
-	if err := pw.SetConcurrency(enc.BlockSize, min(runtime.GOMAXPROCS(0), pgzipMaxBlocks)); err != nil {
+	if err := pw.SetConcurrency(enc.BlockSize, blocks); err != nil {
 		return nil, err
 	}
 	return pw, nil

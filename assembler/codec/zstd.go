@@ -24,7 +24,7 @@ type ZstdParams struct {
 // (TestZstdConcurrencyIndependent).
 const zstdConcurrency = 2
 
-func newZstdWriter(w io.Writer, enc Encoding) (*zstd.Encoder, error) {
+func newZstdWriter(w io.Writer, enc Encoding, h *helper) (io.WriteCloser, error) {
 	p := ZstdParams{Checksum: true}
 	if enc.Zstd != nil {
 		p = *enc.Zstd
@@ -37,6 +37,10 @@ func newZstdWriter(w io.Writer, enc Encoding) (*zstd.Encoder, error) {
 		return nil, fmt.Errorf("%w: zstd with gzip parameters", ErrInvalid)
 	case p.ContentSize < 0:
 		return nil, fmt.Errorf("%w: zstd content size %d", ErrInvalid, p.ContentSize)
+	}
+	if h != nil {
+		return h.start(w, helperParams{Encoder: enc.Encoder, Level: enc.Level, Concurrency: zstdConcurrency,
+			Checksum: p.Checksum, WindowSize: p.WindowSize, ContentSize: p.ContentSize})
 	}
 	opts := []zstd.EOption{
 		zstd.WithEncoderLevel(level),

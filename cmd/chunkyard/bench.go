@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"strings"
@@ -64,6 +65,7 @@ func benchEstimate(ctx context.Context, args []string, stdout, stderr io.Writer)
 	fs.IntVar(&opts.Workers, "workers", 2, "blobs read at once")
 	fs.Int64Var(&opts.MaxInflated, "max-inflated-size", 16<<30, "layers that decompress past this many bytes count as opaque (as in serve)")
 	fs.Float64Var(&opts.MaxRatio, "max-inflate-ratio", 100, "layers that decompress past this ratio count as opaque (as in serve)")
+	helperDir := fs.String("codec-helpers", "", codecHelpersUsage)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -92,6 +94,11 @@ func benchEstimate(ctx context.Context, args []string, stdout, stderr io.Writer)
 
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	// Without helpers the layers only they reproduce show as opaque in
+	// the report, which says why.
+	if err := loadCodecHelpers(ctx, *helperDir, slog.New(slog.DiscardHandler)); err != nil {
+		return err
+	}
 	e, err := bench.NewEstimator(opts)
 	if err != nil {
 		return err

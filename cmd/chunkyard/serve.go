@@ -6,16 +6,22 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
+	"strings"
 	"syscall"
 	"time"
 
+	"github.com/chunkyard/chunkyard/assembler/codec"
 	"github.com/chunkyard/chunkyard/chunkstore"
 	"github.com/chunkyard/chunkyard/ocihttp"
+	"github.com/chunkyard/chunkyard/refgraph"
 	"github.com/chunkyard/chunkyard/registry"
 )
 
@@ -34,6 +40,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	layerCacheSize := fs.Int64("layer-cache-size", 4<<30, "bytes of encoded layers kept for hot pulls in --layer-cache-dir (0: none)")
 	layerCacheDir := fs.String("layer-cache-dir", "", "directory of the encoded layer cache (default DATA/layer-cache)")
 	maxEncodes := fs.Int("max-encodes", 0, "layer encodes running at once; more pulls wait (0: 2 per CPU)")
+	helperDir := fs.String("codec-helpers", "", codecHelpersUsage)
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	debugAddr := fs.String("debug-addr", "", "if set, serve Go's pprof profiles on this address (keep it on loopback)")
 	if err := parseFlags(fs, args); err != nil {
@@ -59,6 +66,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 			log.Error("closing data dir", "err", err)
 		}
 	}()
+	if err := loadHelpers(ctx, *helperDir, data.graph, log); err != nil {
+		return err
+	}
 	var layerCache *chunkstore.FileCache
 	if *layerCacheSize > 0 {
 		if *layerCacheDir == "" {
@@ -142,5 +152,57 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	log.Info("stopped")
+	return nil
+}
+
+// loadHelpers loads the encoder helpers from dir (default: beside this
+// executable) and checks that every encoder class the store's layers were
+// found with can still be written: without it those layers could not be
+// pulled, so the server refuses to start.
+func loadHelpers(ctx context.Context, dir string, graph *refgraph.Graph, log *slog.Logger) error {
+	if err := loadCodecHelpers(ctx, dir, log); err != nil {
+		return err
+	}
+	used, err := graph.Encodings()
+	if err != nil {
+		return err
+	}
+	var missing []string
+	for class, n := range used {
+		encoder, version, _ := strings.Cut(class, " ")
+		if !codec.Available(encoder, version) {
+			missing = append(missing, fmt.Sprintf("%s (%d layers)", class, n))
+		}
+	}
+	if len(missing) > 0 {
+		slices.Sort(missing)
+		return fmt.Errorf("layers in this store need encoders this build lacks: %s; build the helpers next to chunkyard (scripts/build) or pass --codec-helpers",
+			strings.Join(missing, ", "))
+	}
+	return nil
+}
+
+// codecHelpersUsage is the --codec-helpers flag's usage.
+const codecHelpersUsage = "directory of the encoder helpers (chunkyard-codec-*) that reproduce other klauspost versions' output (default: the directory of this executable)"
+
+// loadCodecHelpers loads the encoder helpers in dir, or beside this
+// executable if dir is "".
+func loadCodecHelpers(ctx context.Context, dir string, log *slog.Logger) error {
+	if dir == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return fmt.Errorf("locating encoder helpers: %w", err)
+		}
+		dir = filepath.Dir(exe)
+	}
+	added, err := codec.LoadHelpers(ctx, dir)
+	if err != nil {
+		return err
+	}
+	if len(added) == 0 {
+		log.Warn("no encoder helpers found: layers only another klauspost/compress version reproduces (regctl's zstd) count as opaque", "dir", dir)
+	} else {
+		log.Info("encoder helpers loaded", "dir", dir, "classes", added)
+	}
 	return nil
 }

@@ -9,8 +9,10 @@ import (
 	"github.com/chunkyard/chunkyard/chunkstore"
 	"io"
 	"log/slog"
+	"maps"
 	"math"
 	"path/filepath"
+	"slices"
 	"text/tabwriter"
 )
 
@@ -34,8 +36,11 @@ type statsReport struct {
 	PendingBlobs    int64   `json:"pending_conversions"`
 	PendingBytes    int64   `json:"pending_bytes"`
 	ConvertedBlobs  int64   `json:"converted_blobs"`
-	S3Objects       int     `json:"s3_objects,omitempty"`
-	S3Bytes         int64   `json:"s3_bytes,omitempty"`
+	// Encodings counts split layers per encoder output class, the
+	// encoder and the version of the code whose output they reproduce.
+	Encodings map[string]int64 `json:"encodings"`
+	S3Objects int              `json:"s3_objects,omitempty"`
+	S3Bytes   int64            `json:"s3_bytes,omitempty"`
 }
 
 func stats(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -75,6 +80,9 @@ func stats(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		PendingBytes:    g.PendingBytes,
 		ConvertedBlobs:  g.ConvertedBlobs,
 	}
+	if rep.Encodings, err = data.graph.Encodings(); err != nil {
+		return err
+	}
 	if lc, err := chunkstore.OpenFileCache(filepath.Join(sf.data, "layer-cache"), math.MaxInt64, log); err == nil {
 		_, rep.LayerCacheBytes = lc.Usage()
 	}
@@ -101,6 +109,9 @@ func stats(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(tw, "chunks\t%d\t(%s raw, %s stored, %d shared by several blobs or places)\n", rep.Chunks, bench.HumanBytes(rep.ChunkRawBytes), bench.HumanBytes(rep.LiveStoredBytes), rep.SharedChunks)
 	fmt.Fprintf(tw, "packs\t%d\t(+%d open or staged)\n", rep.Packs, rep.OpenPacks)
 	fmt.Fprintf(tw, "layers split\t%d\t(stored as header + content streams, re-encoded on pull)\n", rep.ConvertedBlobs)
+	for _, class := range slices.Sorted(maps.Keys(rep.Encodings)) {
+		fmt.Fprintf(tw, "  encoded by\t%d\t%s\n", rep.Encodings[class], class)
+	}
 	fmt.Fprintf(tw, "pending\t%d\t(%s received, waiting for the converter)\n", rep.PendingBlobs, bench.HumanBytes(rep.PendingBytes))
 	fmt.Fprintf(tw, "layer cache\t%d\t(%s of encoded layers, a cache, not storage)\n", rep.LayerCacheBytes, bench.HumanBytes(rep.LayerCacheBytes))
 	if data.s3 != nil {
