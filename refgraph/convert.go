@@ -50,7 +50,7 @@ func (g *Graph) CommitPending(repo string, d digest.Digest, size int64) (created
 				return err
 			}
 		}
-		return t.link(linkKey(repo, d), repo, d)
+		return t.linkBlob(repo, d)
 	})
 	return created, err
 }

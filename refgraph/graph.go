@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/chunkyard/chunkyard/chunkstore"
@@ -20,6 +21,9 @@ import (
 var (
 	ErrNotFound     = errors.New("refgraph: not found")
 	ErrChunkMissing = errors.New("refgraph: deduplicated chunk is no longer indexed")
+	// ErrRefMissing: a manifest names a blob or manifest its repository
+	// no longer links.
+	ErrRefMissing = errors.New("refgraph: referenced blob or manifest not in the repository")
 )
 
 // Graph is the index. All methods are safe for concurrent use.
@@ -29,6 +33,17 @@ type Graph struct {
 
 	mu    sync.Mutex // serialises writers
 	stats Stats      // counters as committed, guarded by mu
+	clock atomic.Pointer[func() time.Time]
+}
+
+// SetClock replaces the clock that stamps GC times (tests).
+func (g *Graph) SetClock(now func() time.Time) { g.clock.Store(&now) }
+
+func (g *Graph) now() time.Time {
+	if f := g.clock.Load(); f != nil {
+		return (*f)()
+	}
+	return time.Now()
 }
 
 // Stats are the index-wide counters, kept up to date by every batch.
@@ -139,6 +154,7 @@ type txn struct {
 	b     *pebble.Batch
 	stats Stats
 	packs map[string]*Pack // pack records changed, written at commit
+	now   time.Time        // the batch's time, for GC stamps
 }
 
 func (t *txn) get(key []byte) ([]byte, error) { return getFrom(t.b, key) }
@@ -169,7 +185,7 @@ func (t *txn) del(key []byte) error {
 func (g *Graph) update(fn func(t *txn) error) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	t := &txn{b: g.db.NewIndexedBatch(), stats: g.stats}
+	t := &txn{b: g.db.NewIndexedBatch(), stats: g.stats, now: g.now()}
 	defer t.b.Close()
 	if err := fn(t); err != nil {
 		return err
@@ -242,8 +258,16 @@ func (g *Graph) CommitBlob(repo string, d digest.Digest, size int64, chunks []ch
 		if err := t.ensureBlob(d, size, chunks); err != nil {
 			return err
 		}
-		return t.link(linkKey(repo, d), repo, d)
+		return t.linkBlob(repo, d)
 	})
+}
+
+// linked reports whether repo links d as a blob or a manifest.
+func (t *txn) linked(repo string, d digest.Digest) (bool, error) {
+	if ok, err := t.has(linkKey(repo, d)); err != nil || ok {
+		return ok, err
+	}
+	return t.has(manKey(repo, d))
 }
 
 // pack returns the pack record being changed by this batch.
@@ -378,9 +402,13 @@ func (t *txn) addBlobRefs(d digest.Digest, delta int64) error {
 	if err != nil {
 		return err
 	}
+	before := bv.refs
 	bv.refs += delta
 	if bv.refs < 0 {
 		return fmt.Errorf("refgraph: blob %s: refcount below zero", d)
+	}
+	if err := t.stampIf(bv.refs == 0, before == 0, unrefKey(d)); err != nil {
+		return err
 	}
 	t.stats.LinkedBytes += delta * bv.size
 	return t.set(blobKey(d), bv.encode())
@@ -427,12 +455,12 @@ func (t *txn) ensureRepo(repo string) error {
 // LinkBlob makes an indexed blob readable in repo (a cross-repository
 // mount). ErrNotFound if the blob is not indexed.
 func (g *Graph) LinkBlob(repo string, d digest.Digest) error {
-	return g.update(func(t *txn) error { return t.link(linkKey(repo, d), repo, d) })
+	return g.update(func(t *txn) error { return t.linkBlob(repo, d) })
 }
 
 // UnlinkBlob removes repo's link to a blob. ErrNotFound if not linked.
 func (g *Graph) UnlinkBlob(repo string, d digest.Digest) error {
-	return g.update(func(t *txn) error { return t.unlink(linkKey(repo, d), d) })
+	return g.update(func(t *txn) error { return t.unlinkBlob(repo, d) })
 }
 
 // RepoExists reports whether anything was ever pushed to repo.
@@ -447,6 +475,10 @@ type Manifest struct {
 	ArtifactType string            `json:"at,omitempty"`
 	Annotations  map[string]string `json:"an,omitempty"`
 	Pushed       time.Time         `json:"t"`
+	// Refs are the digests the manifest's descriptors name (config,
+	// layers, an index's manifests; not its subject): in its repository
+	// they are in use while it is there.
+	Refs []digest.Digest `json:"r,omitempty"`
 }
 
 // PutManifest stores a manifest in repo in one batch: its blob record
@@ -458,8 +490,25 @@ func (g *Graph) PutManifest(repo string, m Manifest, tag string, chunks []chunks
 			return err
 		}
 		key := manKey(repo, m.Digest)
+		existed, err := t.has(key)
+		if err != nil {
+			return err
+		}
 		if err := t.link(key, repo, m.Digest); err != nil {
 			return err
+		}
+		if !existed {
+			for _, r := range m.Refs {
+				if ok, err := t.linked(repo, r); err != nil || !ok {
+					if err == nil {
+						err = fmt.Errorf("%s in %s: %w", r, repo, ErrRefMissing)
+					}
+					return err
+				}
+				if err := t.addUsage(repo, r, 1); err != nil {
+					return err
+				}
+			}
 		}
 		mv, err := json.Marshal(m)
 		if err != nil {
@@ -552,6 +601,11 @@ func (g *Graph) DeleteManifest(repo string, d digest.Digest) error {
 		}
 		if err := t.unlink(manKey(repo, d), d); err != nil {
 			return err
+		}
+		for _, r := range m.Refs {
+			if err := t.addUsage(repo, r, -1); err != nil {
+				return err
+			}
 		}
 		if m.Subject != "" {
 			if err := t.del(referKey(repo, m.Subject, d)); err != nil {

@@ -6,8 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
+	"github.com/chunkyard/chunkyard/chunkstore"
 	"github.com/chunkyard/chunkyard/refgraph"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -138,7 +140,8 @@ func (s *Service) PutManifest(ctx context.Context, repo, ref, contentType string
 	if body.SchemaVersion != 2 {
 		return "", "", fmt.Errorf("%w: schemaVersion %d, want 2", ErrManifestInvalid, body.SchemaVersion)
 	}
-	if err := s.checkReferences(repo, mediaType, body); err != nil {
+	refs, err := s.checkReferences(repo, mediaType, body)
+	if err != nil {
 		return "", "", err
 	}
 
@@ -149,6 +152,7 @@ func (s *Service) PutManifest(ctx context.Context, repo, ref, contentType string
 		ArtifactType: body.ArtifactType,
 		Annotations:  body.Annotations,
 		Pushed:       time.Now().UTC(),
+		Refs:         refs,
 	}
 	if m.ArtifactType == "" && !isIndex(mediaType) && body.Config != nil {
 		m.ArtifactType = body.Config.MediaType
@@ -160,52 +164,68 @@ func (s *Service) PutManifest(ctx context.Context, repo, ref, contentType string
 		m.Subject = body.Subject.Digest
 	}
 
-	// Manifest bytes are chunked like any blob (unless already stored).
-	if _, err := s.graph.Blob(d); errors.Is(err, refgraph.ErrNotFound) {
-		written, _, err := s.store.Write(ctx, bytes.NewReader(content), s.knownChunk)
-		if err != nil {
-			return "", "", fmt.Errorf("registry: store manifest %s: %w", d, err)
+	// Manifest bytes are chunked like any blob (unless already stored, and
+	// again if garbage collection removed them meanwhile).
+	var written []chunkstore.Chunk
+	for attempt := 0; ; attempt++ {
+		if attempt > 0 || !s.blobExists(d) {
+			if written, _, err = s.store.Write(ctx, bytes.NewReader(content), s.knownChunk); err != nil {
+				return "", "", fmt.Errorf("registry: store manifest %s: %w", d, err)
+			}
 		}
-		if err := s.graph.PutManifest(repo, m, tag, written); err != nil {
-			return "", "", err
+		err = s.graph.PutManifest(repo, m, tag, written)
+		if attempt > 0 || !errors.Is(err, refgraph.ErrNotFound) && !errors.Is(err, refgraph.ErrChunkMissing) {
+			break
 		}
-		return d, m.Subject, nil
-	} else if err != nil {
-		return "", "", err
 	}
-	if err := s.graph.PutManifest(repo, m, tag, nil); err != nil {
+	if errors.Is(err, refgraph.ErrRefMissing) {
+		// Garbage collection took a blob the manifest names after the
+		// check above (its link was unused past the grace period).
+		return "", "", fmt.Errorf("%w: %v", ErrManifestBlobUnknown, err)
+	}
+	if err != nil {
 		return "", "", err
 	}
 	return d, m.Subject, nil
 }
 
+// blobExists reports whether blob d is indexed (false on lookup errors:
+// the caller then stores it again).
+func (s *Service) blobExists(d digest.Digest) bool {
+	_, err := s.graph.Blob(d)
+	return err == nil
+}
+
 // checkReferences requires every blob and child manifest a manifest names
 // to be in repo. Layers with URLs (non-distributable) may live elsewhere.
-func (s *Service) checkReferences(repo, mediaType string, body manifestBody) error {
+// It returns the digests it found there, which the manifest keeps in use.
+func (s *Service) checkReferences(repo, mediaType string, body manifestBody) ([]digest.Digest, error) {
+	var refs []digest.Digest
 	if isIndex(mediaType) {
 		if body.Config != nil || len(body.Layers) > 0 {
-			return fmt.Errorf("%w: an index has no config or layers", ErrManifestInvalid)
+			return nil, fmt.Errorf("%w: an index has no config or layers", ErrManifestInvalid)
 		}
 		for _, desc := range body.Manifests {
 			if err := checkDigest(desc.Digest); err != nil {
-				return fmt.Errorf("%w: %v", ErrManifestInvalid, err)
+				return nil, fmt.Errorf("%w: %v", ErrManifestInvalid, err)
 			}
 			if _, err := s.graph.Manifest(repo, desc.Digest); err != nil {
-				return notFound(err, ErrManifestBlobUnknown, desc.Digest)
+				return nil, notFound(err, ErrManifestBlobUnknown, desc.Digest)
 			}
+			refs = append(refs, desc.Digest)
 		}
-		return nil
+		return refs, nil
 	}
 	if body.Config == nil {
-		return fmt.Errorf("%w: image manifest without config", ErrManifestInvalid)
+		return nil, fmt.Errorf("%w: image manifest without config", ErrManifestInvalid)
 	}
 	if len(body.Manifests) > 0 {
-		return fmt.Errorf("%w: an image manifest has no manifests list", ErrManifestInvalid)
+		return nil, fmt.Errorf("%w: an image manifest has no manifests list", ErrManifestInvalid)
 	}
 	descs := append([]ocispec.Descriptor{*body.Config}, body.Layers...)
 	for _, desc := range descs {
 		if err := checkDigest(desc.Digest); err != nil {
-			return fmt.Errorf("%w: %v", ErrManifestInvalid, err)
+			return nil, fmt.Errorf("%w: %v", ErrManifestInvalid, err)
 		}
 		if len(desc.URLs) > 0 {
 			continue
@@ -213,15 +233,18 @@ func (s *Service) checkReferences(repo, mediaType string, body manifestBody) err
 		b, err := s.linkedBlob(repo, desc.Digest)
 		if err != nil {
 			if errors.Is(err, ErrBlobUnknown) {
-				return fmt.Errorf("%w: %s", ErrManifestBlobUnknown, desc.Digest)
+				return nil, fmt.Errorf("%w: %s", ErrManifestBlobUnknown, desc.Digest)
 			}
-			return err
+			return nil, err
 		}
 		if b.Size != desc.Size {
-			return fmt.Errorf("%w: blob %s is %d bytes, manifest says %d", ErrManifestInvalid, desc.Digest, b.Size, desc.Size)
+			return nil, fmt.Errorf("%w: blob %s is %d bytes, manifest says %d", ErrManifestInvalid, desc.Digest, b.Size, desc.Size)
+		}
+		if !slices.Contains(refs, desc.Digest) {
+			refs = append(refs, desc.Digest)
 		}
 	}
-	return nil
+	return refs, nil
 }
 
 // DeleteManifest deletes a tag, or a manifest (with its tags) by digest.

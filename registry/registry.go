@@ -313,7 +313,11 @@ func (sess *session) digest(algo digest.Algorithm) (digest.Digest, error) {
 // index batch.
 func (s *Service) commit(ctx context.Context, repo string, d digest.Digest, size int64, path string, r *os.File) error {
 	if _, err := s.graph.Blob(d); err == nil {
-		return s.graph.LinkBlob(repo, d)
+		// Garbage collection may remove the blob before the link lands:
+		// then it is stored again below.
+		if err := s.graph.LinkBlob(repo, d); !errors.Is(err, refgraph.ErrNotFound) {
+			return err
+		}
 	}
 	if s.convert.Workers > 0 {
 		prefix := make([]byte, 512)

@@ -1,0 +1,448 @@
+package refgraph
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/chunkyard/chunkyard/chunkstore"
+	"github.com/opencontainers/go-digest"
+)
+
+// What garbage collection keeps in the index (see doc.go): use counts of
+// manifest references per repository, and the time each candidate for
+// reclaiming became one, so that a run never scans what is alive.
+const (
+	prefixUsage   = "u/" // u/<repo>\x00<digest> -> manifests of repo naming digest (uvarint)
+	prefixUnused  = "y/" // y/<repo>\x00<digest> -> blob link unused by any manifest since (unix ns)
+	prefixUnref   = "z/" // z/<digest>           -> blob referenced by no link since (unix ns)
+	prefixRetired = "x/" // x/<pack>             -> no chunk record points into the pack since (unix ns)
+	prefixPulled  = "a/" // a/<repo>\x00<digest> -> manifest last pulled at (unix ns)
+)
+
+func usageKey(repo string, d digest.Digest) []byte {
+	return []byte(prefixUsage + repo + sep + string(d))
+}
+func unusedKey(repo string, d digest.Digest) []byte {
+	return []byte(prefixUnused + repo + sep + string(d))
+}
+func unrefKey(d digest.Digest) []byte { return []byte(prefixUnref + string(d)) }
+func retiredKey(pack string) []byte   { return []byte(prefixRetired + pack) }
+func pulledKey(repo string, d digest.Digest) []byte {
+	return []byte(prefixPulled + repo + sep + string(d))
+}
+
+func encodeTime(t time.Time) []byte { return binary.BigEndian.AppendUint64(nil, uint64(t.UnixNano())) }
+
+func decodeTime(b []byte) (time.Time, error) {
+	if len(b) != 8 {
+		return time.Time{}, fmt.Errorf("refgraph: bad time of %d bytes", len(b))
+	}
+	return time.Unix(0, int64(binary.BigEndian.Uint64(b))), nil
+}
+
+// stampIf sets key to the batch's time when on, if not set yet, and
+// deletes it when off; wasOn says whether it may be set (saves a read).
+func (t *txn) stampIf(on, wasOn bool, key []byte) error {
+	switch {
+	case on && !wasOn:
+		return t.set(key, encodeTime(t.now))
+	case !on && wasOn:
+		return t.del(key)
+	}
+	return nil
+}
+
+// usage returns how many manifests of repo name d.
+func (t *txn) usage(repo string, d digest.Digest) (int64, error) {
+	v, err := t.get(usageKey(repo, d))
+	if errors.Is(err, ErrNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	n, k := binary.Uvarint(v)
+	if k <= 0 {
+		return 0, fmt.Errorf("refgraph: bad use count of %s in %s", d, repo)
+	}
+	return int64(n), nil
+}
+
+// addUsage moves the use count of d in repo; a blob link of repo to d
+// becomes unused (stamped) at zero and used again above.
+func (t *txn) addUsage(repo string, d digest.Digest, delta int64) error {
+	n, err := t.usage(repo, d)
+	if err != nil {
+		return err
+	}
+	after := n + delta
+	if after < 0 {
+		// Manifests stored before use counts existed: nothing to undo.
+		after = 0
+	}
+	if after == 0 {
+		err = t.del(usageKey(repo, d))
+	} else {
+		err = t.set(usageKey(repo, d), binary.AppendUvarint(nil, uint64(after)))
+	}
+	if err != nil {
+		return err
+	}
+	linked, err := t.has(linkKey(repo, d))
+	if err != nil || !linked {
+		return err
+	}
+	return t.stampIf(after == 0, n == 0, unusedKey(repo, d))
+}
+
+// linkBlob links blob d into repo; a new link no manifest uses yet is
+// stamped unused (pushes upload layers before their manifest: the grace
+// period covers that).
+func (t *txn) linkBlob(repo string, d digest.Digest) error {
+	key := linkKey(repo, d)
+	existed, err := t.has(key)
+	if err != nil || existed {
+		return err
+	}
+	if err := t.link(key, repo, d); err != nil {
+		return err
+	}
+	n, err := t.usage(repo, d)
+	if err != nil || n > 0 {
+		return err
+	}
+	return t.set(unusedKey(repo, d), encodeTime(t.now))
+}
+
+func (t *txn) unlinkBlob(repo string, d digest.Digest) error {
+	if err := t.unlink(linkKey(repo, d), d); err != nil {
+		return err
+	}
+	return t.del(unusedKey(repo, d))
+}
+
+// Usage returns how many manifests of repo name d (config, layer, or a
+// manifest of an index).
+func (g *Graph) Usage(repo string, d digest.Digest) (int64, error) {
+	var n int64
+	err := g.view(func(t *txn) (err error) { n, err = t.usage(repo, d); return err })
+	return n, err
+}
+
+// view runs fn on a read-only batch (no commit).
+func (g *Graph) view(fn func(t *txn) error) error {
+	t := &txn{b: g.db.NewIndexedBatch()}
+	defer t.b.Close()
+	return fn(t)
+}
+
+// scanStamps calls fn for each key under prefix whose stamp is before
+// cutoff, with the key's remainder.
+func (g *Graph) scanStamps(prefix string, cutoff time.Time, fn func(rest string) error) error {
+	return g.scan([]byte(prefix), "", func(k, v []byte) (bool, error) {
+		ts, err := decodeTime(v)
+		if err != nil {
+			return false, fmt.Errorf("%q: %w", k, err)
+		}
+		if ts.Before(cutoff) {
+			return true, fn(string(k[len(prefix):]))
+		}
+		return true, nil
+	})
+}
+
+func splitRepoDigest(rest string) (string, digest.Digest, error) {
+	i := bytes.LastIndexByte([]byte(rest), 0)
+	if i < 0 {
+		return "", "", fmt.Errorf("refgraph: bad key %q", rest)
+	}
+	return rest[:i], digest.Digest(rest[i+1:]), nil
+}
+
+// UnusedLinks calls fn for each blob link that no manifest of its
+// repository has used since before cutoff.
+func (g *Graph) UnusedLinks(cutoff time.Time, fn func(repo string, d digest.Digest) error) error {
+	return g.scanStamps(prefixUnused, cutoff, func(rest string) error {
+		repo, d, err := splitRepoDigest(rest)
+		if err != nil {
+			return err
+		}
+		return fn(repo, d)
+	})
+}
+
+// ReapLink removes repo's link to d if it is still unused since before
+// cutoff; false if it is not (used again, or gone).
+func (g *Graph) ReapLink(repo string, d digest.Digest, cutoff time.Time) (bool, error) {
+	reaped := false
+	err := g.update(func(t *txn) error {
+		v, err := t.get(unusedKey(repo, d))
+		if errors.Is(err, ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if ts, err := decodeTime(v); err != nil || !ts.Before(cutoff) {
+			return err
+		}
+		if n, err := t.usage(repo, d); err != nil || n > 0 {
+			return err
+		}
+		reaped = true
+		return t.unlinkBlob(repo, d)
+	})
+	return reaped, err
+}
+
+// UnreferencedBlobs calls fn for each blob no link has referenced since
+// before cutoff.
+func (g *Graph) UnreferencedBlobs(cutoff time.Time, fn func(d digest.Digest) error) error {
+	return g.scanStamps(prefixUnref, cutoff, func(rest string) error { return fn(digest.Digest(rest)) })
+}
+
+// DeleteBlob removes blob d's record if nothing has referenced it since
+// before cutoff, releasing its chunks (which stop counting as live) and
+// taking it off the conversion queue. It returns the record removed, and
+// false if the blob was referenced again or is gone. The caller removes
+// what lives outside the index (a pending file, a cached encoding).
+func (g *Graph) DeleteBlob(d digest.Digest, cutoff time.Time) (Blob, bool, error) {
+	var (
+		gone Blob
+		ok   bool
+	)
+	err := g.update(func(t *txn) error {
+		v, err := t.get(unrefKey(d))
+		if errors.Is(err, ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if ts, err := decodeTime(v); err != nil || !ts.Before(cutoff) {
+			return err
+		}
+		bv, err := t.blob(d)
+		if errors.Is(err, ErrNotFound) {
+			return t.del(unrefKey(d))
+		}
+		if err != nil || bv.refs > 0 {
+			return err
+		}
+		for _, c := range bv.chunks {
+			if err := t.addChunkRef(c.ID, -1, nil); err != nil {
+				return fmt.Errorf("blob %s: %w", d, err)
+			}
+		}
+		if err := t.dequeue(d); err != nil {
+			return err
+		}
+		switch bv.kind {
+		case KindPending:
+			t.stats.PendingBytes -= bv.size
+		case KindLayer:
+			t.stats.ConvertedBlobs--
+			if err := t.countEncoding(bv.layout, -1); err != nil {
+				return err
+			}
+		}
+		t.stats.Blobs--
+		t.stats.LogicalBytes -= bv.size
+		gone, ok = Blob{Digest: d, Size: bv.size, Kind: bv.kind, Chunks: bv.chunks, Layout: bv.layout}, true
+		if err := t.del(blobKey(d)); err != nil {
+			return err
+		}
+		return t.del(unrefKey(d))
+	})
+	return gone, ok, err
+}
+
+func (t *txn) blob(d digest.Digest) (blobValue, error) {
+	v, err := t.get(blobKey(d))
+	if err != nil {
+		return blobValue{}, err
+	}
+	return decodeBlob(v)
+}
+
+// MovePack switches the index off pack, whose chunks are ids (from its
+// trailer), after its live chunks were copied: moved are those at their
+// new locations (Store.Rewrite). Every other chunk record still pointing
+// into pack must be unreferenced, and is deleted in the same batch, so no
+// push can take it up again once the pack is retired. If one was
+// referenced again meanwhile, nothing changes and ErrPackInUse says to
+// try later. Once readers that looked chunks up before this batch are
+// done (a grace period), the retired pack may be deleted and forgotten
+// (RetiredPacks, ForgetPack). It returns how many dead records went.
+func (g *Graph) MovePack(pack string, ids []chunkstore.ID, moved []chunkstore.Chunk) (int, error) {
+	dropped := 0
+	err := g.update(func(t *txn) error {
+		dropped = 0
+		if err := t.addWritten(moved); err != nil {
+			return err
+		}
+		old, err := t.pack(pack)
+		if err != nil {
+			return err
+		}
+		isMoved := make(map[chunkstore.ID]bool, len(moved))
+		for _, c := range moved {
+			isMoved[c.ID] = true
+			rec, err := t.chunk(c.ID)
+			if err != nil {
+				return fmt.Errorf("moving chunk %s: %w", c.ID, err)
+			}
+			if rec.Loc.Pack != pack {
+				continue // not ours to move (written again elsewhere)
+			}
+			if rec.Refs > 0 {
+				np, err := t.pack(c.Loc.Pack)
+				if err != nil {
+					return err
+				}
+				old.LiveBytes -= int64(rec.Loc.StoredLen)
+				old.LiveChunks--
+				np.LiveBytes += int64(c.Loc.StoredLen)
+				np.LiveChunks++
+				t.stats.LiveStoredBytes += int64(c.Loc.StoredLen) - int64(rec.Loc.StoredLen)
+			}
+			rec.Loc = *c.Loc
+			if err := t.set(chunkKey(c.ID), encodeChunk(rec)); err != nil {
+				return err
+			}
+		}
+		for _, id := range ids {
+			if isMoved[id] {
+				continue
+			}
+			rec, err := t.chunk(id)
+			if errors.Is(err, ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			if rec.Loc.Pack != pack {
+				continue
+			}
+			if rec.Refs > 0 {
+				return fmt.Errorf("pack %s: chunk %s referenced again: %w", pack, id, ErrPackInUse)
+			}
+			if err := t.del(chunkKey(id)); err != nil {
+				return err
+			}
+			dropped++
+		}
+		if old.LiveChunks != 0 {
+			return fmt.Errorf("pack %s: %d live chunks not moved: %w", pack, old.LiveChunks, ErrPackInUse)
+		}
+		return t.set(retiredKey(pack), encodeTime(t.now))
+	})
+	return dropped, err
+}
+
+// ErrPackInUse: a pack to retire still holds live chunks.
+var ErrPackInUse = errors.New("refgraph: pack still in use")
+
+func (t *txn) chunk(id chunkstore.ID) (Chunk, error) {
+	v, err := t.get(chunkKey(id))
+	if err != nil {
+		return Chunk{}, err
+	}
+	return decodeChunk(id, v)
+}
+
+// RetiredPacks calls fn for each pack retired before cutoff.
+func (g *Graph) RetiredPacks(cutoff time.Time, fn func(pack string) error) error {
+	return g.scanStamps(prefixRetired, cutoff, fn)
+}
+
+// ForgetPack removes a retired pack's records once it is deleted.
+func (g *Graph) ForgetPack(pack string) error {
+	return g.update(func(t *txn) error {
+		p, err := t.pack(pack)
+		if err != nil {
+			return err
+		}
+		if p.LiveChunks != 0 {
+			return fmt.Errorf("pack %s: %w", pack, ErrPackInUse)
+		}
+		t.stats.Packs--
+		t.stats.PackBytes -= p.TotalBytes
+		delete(t.packs, pack)
+		if err := t.del(packKey(pack)); err != nil {
+			return err
+		}
+		return t.del(retiredKey(pack))
+	})
+}
+
+// Retired reports whether pack is retired (waiting to be deleted).
+func (g *Graph) Retired(pack string) (bool, error) { return g.has(retiredKey(pack)) }
+
+// TagRecord is a tag with what it points at.
+type TagRecord struct {
+	Name   string
+	Digest digest.Digest
+	Pushed time.Time
+}
+
+// TagRecords returns repo's tags in name order.
+func (g *Graph) TagRecords(repo string) ([]TagRecord, error) {
+	var out []TagRecord
+	prefix := tagPrefix(repo)
+	err := g.scan(prefix, "", func(k, v []byte) (bool, error) {
+		var tv tagValue
+		if err := json.Unmarshal(v, &tv); err != nil {
+			return false, fmt.Errorf("refgraph: tag %q: %w", k, err)
+		}
+		out = append(out, TagRecord{Name: string(k[len(prefix):]), Digest: tv.Digest, Pushed: tv.Pushed})
+		return true, nil
+	})
+	return out, err
+}
+
+// Manifests returns the manifests linked into repo.
+func (g *Graph) Manifests(repo string) ([]Manifest, error) {
+	var out []Manifest
+	prefix := []byte(prefixMan + repo + sep)
+	err := g.scan(prefix, "", func(k, v []byte) (bool, error) {
+		m := Manifest{Digest: digest.Digest(k[len(prefix):])}
+		if err := json.Unmarshal(v, &m); err != nil {
+			return false, fmt.Errorf("refgraph: manifest %q: %w", k, err)
+		}
+		out = append(out, m)
+		return true, nil
+	})
+	return out, err
+}
+
+// RecordPulls stores when manifests were last pulled (not synced: losing
+// the last few on a crash only makes retention keep less).
+func (g *Graph) RecordPulls(pulls map[[2]string]time.Time) error {
+	b := g.db.NewBatch()
+	defer b.Close()
+	for k, ts := range pulls {
+		if err := b.Set(pulledKey(k[0], digest.Digest(k[1])), encodeTime(ts), nil); err != nil {
+			return err
+		}
+	}
+	return b.Commit(nil)
+}
+
+// LastPulled returns when manifest d of repo was last pulled, zero if
+// never (as recorded).
+func (g *Graph) LastPulled(repo string, d digest.Digest) (time.Time, error) {
+	v, err := g.get(pulledKey(repo, d))
+	if errors.Is(err, ErrNotFound) {
+		return time.Time{}, nil
+	}
+	if err != nil {
+		return time.Time{}, err
+	}
+	return decodeTime(v)
+}
