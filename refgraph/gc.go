@@ -446,3 +446,107 @@ func (g *Graph) LastPulled(repo string, d digest.Digest) (time.Time, error) {
 	}
 	return decodeTime(v)
 }
+
+// DeleteTagIf deletes tag of repo if it still points at d; false if not.
+func (g *Graph) DeleteTagIf(repo, tag string, d digest.Digest) (bool, error) {
+	done := false
+	err := g.update(func(t *txn) error {
+		v, err := t.get(tagKey(repo, tag))
+		if errors.Is(err, ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		var tv tagValue
+		if err := json.Unmarshal(v, &tv); err != nil {
+			return fmt.Errorf("refgraph: tag %s: %w", tag, err)
+		}
+		if tv.Digest != d {
+			return nil
+		}
+		done = true
+		return t.del(tagKey(repo, tag))
+	})
+	return done, err
+}
+
+// DeleteUntagged deletes manifest d of repo if no tag points at it and no
+// manifest of repo names it (an index); false if it is in use or gone.
+func (g *Graph) DeleteUntagged(repo string, d digest.Digest) (bool, error) {
+	done := false
+	err := g.update(func(t *txn) error {
+		if ok, err := t.has(manKey(repo, d)); err != nil || !ok {
+			return err
+		}
+		if n, err := t.usage(repo, d); err != nil || n > 0 {
+			return err
+		}
+		if tags, err := t.tagsOf(repo, d); err != nil || len(tags) > 0 {
+			return err
+		}
+		done = true
+		return t.deleteManifest(repo, d)
+	})
+	return done, err
+}
+
+// prefixUnknown keys packs found in the backend that the index does not
+// know (o/<pack> -> first seen, unix ns): written by a push or conversion
+// that has not committed yet, or that never will (a crash, an error).
+const prefixUnknown = "o/"
+
+// SeenUnknownPack records that pack is in the backend without an index
+// record, and returns when that was first seen. If the index knows the
+// pack by now it returns known=true and clears the record.
+func (g *Graph) SeenUnknownPack(pack string) (first time.Time, known bool, err error) {
+	if ok, err := g.has(packKey(pack)); err != nil || ok {
+		if stale, _ := g.has([]byte(prefixUnknown + pack)); !stale || err != nil {
+			return time.Time{}, ok, err
+		}
+	}
+	err = g.update(func(t *txn) error {
+		key := []byte(prefixUnknown + pack)
+		if ok, err := t.has(packKey(pack)); err != nil || ok {
+			known = ok
+			if ok {
+				return t.del(key)
+			}
+			return err
+		}
+		v, err := t.get(key)
+		if errors.Is(err, ErrNotFound) {
+			first = t.now
+			return t.set(key, encodeTime(t.now))
+		}
+		if err != nil {
+			return err
+		}
+		first, err = decodeTime(v)
+		return err
+	})
+	return first, known, err
+}
+
+// ForgetUnknownPack clears pack's record after it was deleted, unless the
+// index knows the pack after all, in which case it returns ErrPackInUse.
+func (g *Graph) ForgetUnknownPack(pack string) error {
+	return g.update(func(t *txn) error {
+		if ok, err := t.has(packKey(pack)); err != nil || ok {
+			if ok {
+				return fmt.Errorf("pack %s: %w", pack, ErrPackInUse)
+			}
+			return err
+		}
+		return t.del([]byte(prefixUnknown + pack))
+	})
+}
+
+// Pack returns pack's record.
+func (g *Graph) Pack(name string) (Pack, error) {
+	v, err := g.get(packKey(name))
+	if err != nil {
+		return Pack{}, fmt.Errorf("pack %s: %w", name, err)
+	}
+	return decodePack(name, v)
+}

@@ -590,54 +590,62 @@ func (g *Graph) DeleteTag(repo, tag string) error {
 // DeleteManifest unlinks manifest d from repo, with every tag of repo
 // that points at it and its referrers entry.
 func (g *Graph) DeleteManifest(repo string, d digest.Digest) error {
-	return g.update(func(t *txn) error {
-		v, err := t.get(manKey(repo, d))
-		if err != nil {
-			return fmt.Errorf("manifest %s: %w", d, err)
-		}
-		var m Manifest
-		if err := json.Unmarshal(v, &m); err != nil {
-			return fmt.Errorf("refgraph: manifest %s: %w", d, err)
-		}
-		if err := t.unlink(manKey(repo, d), d); err != nil {
+	return g.update(func(t *txn) error { return t.deleteManifest(repo, d) })
+}
+
+func (t *txn) deleteManifest(repo string, d digest.Digest) error {
+	v, err := t.get(manKey(repo, d))
+	if err != nil {
+		return fmt.Errorf("manifest %s: %w", d, err)
+	}
+	var m Manifest
+	if err := json.Unmarshal(v, &m); err != nil {
+		return fmt.Errorf("refgraph: manifest %s: %w", d, err)
+	}
+	if err := t.unlink(manKey(repo, d), d); err != nil {
+		return err
+	}
+	for _, r := range m.Refs {
+		if err := t.addUsage(repo, r, -1); err != nil {
 			return err
 		}
-		for _, r := range m.Refs {
-			if err := t.addUsage(repo, r, -1); err != nil {
-				return err
-			}
-		}
-		if m.Subject != "" {
-			if err := t.del(referKey(repo, m.Subject, d)); err != nil {
-				return err
-			}
-		}
-		prefix := tagPrefix(repo)
-		it, err := t.b.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
-		if err != nil {
+	}
+	if m.Subject != "" {
+		if err := t.del(referKey(repo, m.Subject, d)); err != nil {
 			return err
 		}
-		var dead [][]byte
-		for it.First(); it.Valid(); it.Next() {
-			var tv tagValue
-			if err := json.Unmarshal(it.Value(), &tv); err != nil {
-				it.Close()
-				return fmt.Errorf("refgraph: tag %q: %w", it.Key(), err)
-			}
-			if tv.Digest == d {
-				dead = append(dead, bytes.Clone(it.Key()))
-			}
-		}
-		if err := it.Close(); err != nil {
+	}
+	tags, err := t.tagsOf(repo, d)
+	if err != nil {
+		return err
+	}
+	for _, tag := range tags {
+		if err := t.del(tagKey(repo, tag)); err != nil {
 			return err
 		}
-		for _, k := range dead {
-			if err := t.del(k); err != nil {
-				return err
-			}
+	}
+	return t.del(pulledKey(repo, d))
+}
+
+// tagsOf lists the tags of repo that point at d.
+func (t *txn) tagsOf(repo string, d digest.Digest) ([]string, error) {
+	prefix := tagPrefix(repo)
+	it, err := t.b.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+	if err != nil {
+		return nil, err
+	}
+	var tags []string
+	for it.First(); it.Valid(); it.Next() {
+		var tv tagValue
+		if err := json.Unmarshal(it.Value(), &tv); err != nil {
+			it.Close()
+			return nil, fmt.Errorf("refgraph: tag %q: %w", it.Key(), err)
 		}
-		return nil
-	})
+		if tv.Digest == d {
+			tags = append(tags, string(it.Key()[len(prefix):]))
+		}
+	}
+	return tags, it.Close()
 }
 
 // scan calls fn for each key under prefix greater than prefix+after, in

@@ -96,6 +96,7 @@ func (s *Service) GetManifest(ctx context.Context, repo, ref string) (Manifest, 
 		return Manifest{}, err
 	}
 	m.Content = content
+	s.pulls.touch(repo, m.Digest)
 	return m, nil
 }
 

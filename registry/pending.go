@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/chunkyard/chunkyard/assembler"
 	"github.com/chunkyard/chunkyard/assembler/codec"
 	"github.com/chunkyard/chunkyard/chunkstore"
 	"github.com/chunkyard/chunkyard/refgraph"
@@ -54,6 +55,10 @@ func (s *Service) commitPending(repo string, d digest.Digest, size int64, path s
 	// concurrently or before) must not be replaced under its readers.
 	dst := s.pendingPath(d)
 	mine := true
+	// Against BlobDeleted: a file left by a blob GC just deleted must not
+	// be removed once this push has indexed the blob again.
+	s.pendingMu.Lock()
+	defer s.pendingMu.Unlock()
 	if err := os.Link(path, dst); errors.Is(err, os.ErrExist) {
 		mine = false
 	} else if err != nil {
@@ -151,4 +156,24 @@ func (o overlay) Chunk(id chunkstore.ID) (refgraph.Chunk, error) {
 		return refgraph.Chunk{ID: id, Refs: 1, Loc: loc}, nil
 	}
 	return o.graph.Chunk(id)
+}
+
+// BlobDeleted removes what blob b, just deleted from the index by garbage
+// collection, left outside it: its pending file (unless a push indexed the
+// blob again meanwhile) and its cached encoding.
+func (s *Service) BlobDeleted(b refgraph.Blob) {
+	if s.layers != nil {
+		s.layers.Drop(assembler.LayerCacheKey(b.Digest))
+	}
+	if b.Kind != refgraph.KindPending {
+		return
+	}
+	s.pendingMu.Lock()
+	defer s.pendingMu.Unlock()
+	if _, err := s.graph.Blob(b.Digest); !errors.Is(err, refgraph.ErrNotFound) {
+		return // indexed again (or the lookup failed: the start-up sweep decides)
+	}
+	if err := os.Remove(s.pendingPath(b.Digest)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		s.log.Warn("removing the pending file of a deleted blob", "digest", b.Digest, "err", err)
+	}
 }

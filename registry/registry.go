@@ -15,6 +15,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/chunkyard/chunkyard/assembler"
@@ -51,6 +52,9 @@ type Service struct {
 	convert ConvertOptions
 	kick    chan struct{}         // wakes the converter
 	layers  *chunkstore.FileCache // encoded layers; nil: none
+
+	pendingMu sync.Mutex // commitPending against BlobDeleted
+	pulls     pullTimes
 }
 
 // New returns a Service. It does not own graph and store: the caller closes
@@ -106,15 +110,47 @@ func (s *Service) Run(ctx context.Context) {
 		}()
 		defer func() { <-done }()
 	}
-	tick := time.NewTicker(min(s.uploads.ttl/4, 10*time.Minute))
+	tick := time.NewTicker(min(s.uploads.ttl/4, time.Minute))
 	defer tick.Stop()
+	defer s.FlushPulls()
 	for {
 		s.uploads.expire(time.Now())
+		s.FlushPulls()
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
 		}
+	}
+}
+
+// pullTimes collects when manifests were pulled, written to the index in
+// one batch a minute (retention's keep_pulled_within reads them).
+type pullTimes struct {
+	mu sync.Mutex
+	m  map[[2]string]time.Time
+}
+
+func (p *pullTimes) touch(repo string, d digest.Digest) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.m == nil {
+		p.m = map[[2]string]time.Time{}
+	}
+	p.m[[2]string{repo, string(d)}] = time.Now()
+}
+
+// FlushPulls writes the pull times collected since the last flush.
+func (s *Service) FlushPulls() {
+	s.pulls.mu.Lock()
+	m := s.pulls.m
+	s.pulls.m = nil
+	s.pulls.mu.Unlock()
+	if len(m) == 0 {
+		return
+	}
+	if err := s.graph.RecordPulls(m); err != nil {
+		s.log.Warn("recording pull times", "err", err)
 	}
 }
 
