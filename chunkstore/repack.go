@@ -98,3 +98,15 @@ func (s *Store) DeletePack(ctx context.Context, name string) error {
 	}
 	return nil
 }
+
+// OpenPacks lists the packs being written or sealed but not yet in the
+// backend (staged for upload).
+func (s *Store) OpenPacks() []string {
+	s.packsMu.RLock()
+	defer s.packsMu.RUnlock()
+	names := make([]string, 0, len(s.open))
+	for name := range s.open {
+		names = append(names, name)
+	}
+	return names
+}

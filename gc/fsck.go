@@ -41,6 +41,10 @@ func Fsck(ctx context.Context, g *refgraph.Graph, s Store, repair bool) (*FsckRe
 	}); err != nil {
 		return nil, fmt.Errorf("fsck: listing packs: %w", err)
 	}
+	open := map[string]bool{}
+	for _, p := range s.OpenPacks() {
+		open[p] = true
+	}
 	byPack := map[string][]refgraph.Chunk{}
 	if err := g.Chunks(func(c refgraph.Chunk) error {
 		if c.Refs > 0 {
@@ -56,6 +60,9 @@ func Fsck(ctx context.Context, g *refgraph.Graph, s Store, repair bool) (*FsckRe
 		}
 	}
 	for pack, chunks := range byPack {
+		if open[pack] {
+			continue // its records are checked as they are read
+		}
 		if !inBackend[pack] {
 			problem("pack %s: %d live chunks, but the backend has no such pack", pack, len(chunks))
 			continue

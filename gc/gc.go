@@ -20,6 +20,9 @@ type Store interface {
 	ReadTrailer(ctx context.Context, pack string) ([]chunkstore.PackEntry, error)
 	Rewrite(ctx context.Context, chunks []chunkstore.ChunkRead) ([]chunkstore.Chunk, error)
 	DeletePack(ctx context.Context, name string) error
+	// OpenPacks lists the packs still being written or waiting for
+	// upload: not in the backend yet, and not to be repacked.
+	OpenPacks() []string
 }
 
 // Collector runs garbage collection over one index and store; one run at
@@ -105,10 +108,10 @@ func (c *Collector) now() time.Time {
 func (c *Collector) Run(ctx context.Context, cfg Config, dryRun bool) (*Report, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	now := c.now()
+	now, start := c.now(), time.Now()
 	r := &Report{Started: now, DryRun: dryRun, StoredBefore: c.graph.Stats().PackBytes}
 	err := c.run(ctx, cfg, dryRun, now, r)
-	r.Duration = time.Since(now)
+	r.Duration = time.Since(start)
 	r.StoredAfter = c.graph.Stats().PackBytes
 	attrs := []any{"dry_run", dryRun, "duration", r.Duration.Round(time.Millisecond),
 		"tags_deleted", r.TagsDeleted, "manifests_deleted", r.ManifestsDeleted,

@@ -19,7 +19,8 @@ var forbidden = map[string][]string{
 	"chunkstore": {"refgraph", "registry", "ocihttp", "assembler"},
 	"refgraph":   {"registry", "ocihttp", "assembler"},
 	"assembler":  {"registry", "ocihttp"},
-	"registry":   {"ocihttp"},
+	"registry":   {"ocihttp", "gc"},
+	"gc":         {"ocihttp", "registry", "assembler"},
 }
 
 func TestPackageBoundaries(t *testing.T) {

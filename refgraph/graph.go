@@ -486,6 +486,9 @@ type Manifest struct {
 // empty) and, if it has a subject, its entry in the subject's referrers.
 func (g *Graph) PutManifest(repo string, m Manifest, tag string, chunks []chunkstore.Chunk) error {
 	return g.update(func(t *txn) error {
+		if m.Pushed.IsZero() {
+			m.Pushed = t.now.UTC()
+		}
 		if err := t.ensureBlob(m.Digest, m.Size, chunks); err != nil {
 			return err
 		}

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"time"
 
 	"github.com/chunkyard/chunkyard/chunkstore"
 	"github.com/chunkyard/chunkyard/refgraph"
@@ -152,7 +151,6 @@ func (s *Service) PutManifest(ctx context.Context, repo, ref, contentType string
 		Size:         int64(len(content)),
 		ArtifactType: body.ArtifactType,
 		Annotations:  body.Annotations,
-		Pushed:       time.Now().UTC(),
 		Refs:         refs,
 	}
 	if m.ArtifactType == "" && !isIndex(mediaType) && body.Config != nil {

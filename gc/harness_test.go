@@ -1,0 +1,255 @@
+package gc_test
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chunkyard/chunkyard/chunkstore"
+	"github.com/chunkyard/chunkyard/gc"
+	"github.com/chunkyard/chunkyard/ocihttp"
+	"github.com/chunkyard/chunkyard/refgraph"
+	"github.com/chunkyard/chunkyard/registry"
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/static"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+)
+
+// clock is a settable clock shared by the index and the collector.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// harness is a registry on the HTTP stack with a collector, on a temporary
+// data dir, with small chunks and packs so that a test makes many.
+type harness struct {
+	t     testing.TB
+	dir   string
+	host  string
+	graph *refgraph.Graph
+	store *chunkstore.Store
+	svc   *registry.Service
+	col   *gc.Collector
+	clock *clock
+	stop  func()
+}
+
+type harnessOpts struct {
+	convert  bool // run the layer converter
+	packSize int64
+}
+
+func newHarness(t testing.TB, o harnessOpts) *harness {
+	t.Helper()
+	h := &harness{t: t, dir: t.TempDir(), clock: &clock{t: time.Now()}}
+	ctx := context.Background()
+	if o.packSize == 0 {
+		o.packSize = 1 << 20
+	}
+	var err error
+	h.store, err = chunkstore.Open(ctx, chunkstore.Options{Dir: filepath.Join(h.dir, "store"), PackSize: o.packSize,
+		MinChunk: 16 << 10, AverageBits: 16, MaxChunk: 256 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.graph, err = refgraph.Open(filepath.Join(h.dir, "index"), slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.graph.SetClock(h.clock.now)
+	log := slog.New(slog.DiscardHandler)
+	opts := registry.Options{UploadDir: filepath.Join(h.dir, "uploads"), Logger: log}
+	if o.convert {
+		opts.Convert = registry.ConvertOptions{Workers: 1, PendingDir: filepath.Join(h.dir, "pending")}
+	}
+	h.svc, err = registry.New(h.graph, h.store, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bg, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { h.svc.Run(bg); close(done) }()
+	srv := httptest.NewServer(ocihttp.NewHandler(h.svc, ocihttp.Options{Logger: log}))
+	h.host = strings.TrimPrefix(srv.URL, "http://")
+	h.col = gc.New(h.graph, h.store, log)
+	h.col.OnBlobDeleted = h.svc.BlobDeleted
+	h.col.Now = h.clock.now
+	h.stop = func() {
+		srv.Close()
+		cancel()
+		<-done
+		h.store.Close()
+		h.graph.Close()
+	}
+	t.Cleanup(h.stop)
+	return h
+}
+
+func (h *harness) ref(s string) name.Reference {
+	h.t.Helper()
+	r, err := name.ParseReference(h.host+"/"+s, name.Insecure)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return r
+}
+
+// image builds an image of the given layers (an opaque blob each, or a
+// gzip tar when tarred).
+func image(t testing.TB, layers ...v1.Layer) v1.Image {
+	t.Helper()
+	img, err := mutate.AppendLayers(empty.Image, layers...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img
+}
+
+func blobLayer(data []byte) v1.Layer { return static.NewLayer(data, types.OCILayer) }
+
+// tarLayer is a gzip-6 tar of files: shared ones from seed 1, and n of
+// its own seed, all with the given mtime.
+func tarLayer(t testing.TB, seed uint64, shared, own int, mtime time.Time) v1.Layer {
+	t.Helper()
+	var buf bytes.Buffer
+	zw, _ := gzip.NewWriterLevel(&buf, 6)
+	tw := tar.NewWriter(zw)
+	add := func(name string, r *rand.Rand) {
+		data := make([]byte, 8<<10+r.IntN(48<<10))
+		for i := range data {
+			data[i] = byte(r.Uint32())
+		}
+		tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(data)), ModTime: mtime, Typeflag: tar.TypeReg})
+		tw.Write(data)
+	}
+	base := rand.New(rand.NewPCG(1, 1))
+	for i := range shared {
+		add(fmt.Sprintf("usr/lib/shared%03d", i), base)
+	}
+	r := rand.New(rand.NewPCG(seed, 2))
+	for i := range own {
+		add(fmt.Sprintf("app/own%03d", i), r)
+	}
+	tw.Close()
+	zw.Close()
+	return static.NewLayer(buf.Bytes(), types.OCILayer)
+}
+
+func randomBytes(seed uint64, n int) []byte {
+	r := rand.New(rand.NewPCG(seed, 99))
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(r.Uint32())
+	}
+	return b
+}
+
+func (h *harness) push(ref string, img v1.Image) v1.Hash {
+	h.t.Helper()
+	if err := remote.Write(h.ref(ref), img); err != nil {
+		h.t.Fatalf("push %s: %v", ref, err)
+	}
+	d, err := img.Digest()
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return d
+}
+
+// pullCheck pulls ref and checks every blob against its digest.
+func pullCheck(host, ref string) error {
+	r, err := name.ParseReference(host+"/"+ref, name.Insecure)
+	if err != nil {
+		return err
+	}
+	img, err := remote.Image(r)
+	if err != nil {
+		return err
+	}
+	layers, err := img.Layers()
+	if err != nil {
+		return err
+	}
+	for _, l := range layers {
+		d, err := l.Digest()
+		if err != nil {
+			return err
+		}
+		rc, err := l.Compressed()
+		if err != nil {
+			return err
+		}
+		hs := sha256.New()
+		_, err = io.Copy(hs, rc)
+		rc.Close()
+		if err != nil {
+			return fmt.Errorf("layer %s: %w", d, err)
+		}
+		if got := hex.EncodeToString(hs.Sum(nil)); got != d.Hex {
+			return fmt.Errorf("layer %s: pulled bytes hash to %s", d, got)
+		}
+	}
+	_, err = img.RawConfigFile()
+	return err
+}
+
+func (h *harness) mustPull(ref string) {
+	h.t.Helper()
+	if err := pullCheck(h.host, ref); err != nil {
+		h.t.Fatalf("pull %s: %v", ref, err)
+	}
+}
+
+func (h *harness) run(cfg gc.Config) *gc.Report {
+	h.t.Helper()
+	if err := cfg.Check(); err != nil {
+		h.t.Fatal(err)
+	}
+	r, err := h.col.Run(context.Background(), cfg, false)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return r
+}
+
+func (h *harness) fsck() *gc.FsckReport {
+	h.t.Helper()
+	r, err := gc.Fsck(context.Background(), h.graph, h.store, false)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if !r.OK() {
+		h.t.Fatalf("fsck: %d drift, %d broken: %q; packs: %q", r.Index.Drift, r.Index.Broken, r.Index.Problems, r.PackProblems)
+	}
+	return r
+}
