@@ -24,6 +24,13 @@
 //	p/<pack>                         -> packValue{total stored bytes, live stored bytes, chunks}
 //	q/<digest>                       -> queued for conversion into a split layer (convert.go)
 //	e/<encoder> <output class>       -> split layers whose recipe names this encoder class (int64)
+//	u/<repo>\x00<digest>             -> manifests of repo naming digest (uvarint; gc.go)
+//	y/<repo>\x00<digest>             -> blob link no manifest uses, since (unix ns)
+//	z/<digest>                       -> blob no link references, since (unix ns)
+//	x/<pack>                         -> pack retired by a repack, since (unix ns)
+//	o/<pack>                         -> pack in the backend the index does not know, first seen (unix ns)
+//	a/<repo>\x00<digest>             -> manifest last pulled (unix ns; written a minute late, not synced)
+//	\x00setting/<name>               -> settings kept across restarts (the GC configuration)
 //
 // Reference counts:
 //   - a blob's refs count the repository links that point at it: one per
@@ -36,6 +43,13 @@
 //     total bytes also count chunks written but never indexed (a lost race
 //     between two pushes of the same new chunk), which repacking reclaims.
 //
-// A blob whose refs drop to zero stays indexed until garbage collection
-// removes it (after a grace period) and decrements its chunks.
+// Garbage collection (package gc) never scans what is alive: deleting a
+// manifest lowers the use counts (u/) of what it names; a blob link whose
+// count is zero is stamped (y/), and removed after the grace period; a
+// blob whose refs drop to zero is stamped (z/), and removed after it,
+// lowering its chunks' refs; a chunk at zero stops counting as live in its
+// pack, and repacking (MovePack) moves the live ones out, drops the dead
+// records and retires the pack (x/). Every such step re-checks its
+// condition in its own batch, so a push that takes something up again in
+// between wins. Check recounts everything from scratch (fsck).
 package refgraph

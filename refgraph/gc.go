@@ -550,3 +550,15 @@ func (g *Graph) Pack(name string) (Pack, error) {
 	}
 	return decodePack(name, v)
 }
+
+// Setting returns a stored setting (ErrNotFound if unset). Settings are
+// small values the server keeps across restarts, such as the GC
+// configuration set over the admin API.
+func (g *Graph) Setting(name string) ([]byte, error) { return g.get([]byte(prefixSetting + name)) }
+
+// PutSetting stores a setting durably.
+func (g *Graph) PutSetting(name string, value []byte) error {
+	return g.update(func(t *txn) error { return t.set([]byte(prefixSetting+name), value) })
+}
+
+const prefixSetting = "\x00setting/"

@@ -2,6 +2,8 @@
 //
 //	chunkyard serve   run the registry
 //	chunkyard stats   print storage statistics of a data dir
+//	chunkyard gc      garbage collection on a stopped data dir (retention, reclaim, repack)
+//	chunkyard fsck    recount the index and check packs (--repair)
 //	chunkyard bench estimate  what chunkyard would store for OCI layouts
 //	chunkyard version print the version
 //
@@ -39,6 +41,8 @@ const usage = `usage: chunkyard <command> [flags]
 commands:
   serve     run the registry (--addr, --data, ...)
   stats     print storage statistics of a data dir (--data, --json)
+  gc        run garbage collection on a data dir no server uses (--config, --dry-run)
+  fsck      recount every reference in the index and check packs (--repair)
   bench     measure chunkyard on your images: "bench estimate DIR..." estimates storage of OCI layouts
   version   print the version
 
@@ -55,6 +59,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return serve(ctx, args[1:], stderr)
 	case "stats":
 		return stats(ctx, args[1:], stdout, stderr)
+	case "gc":
+		return gcCmd(ctx, args[1:], stdout, stderr)
+	case "fsck":
+		return fsckCmd(ctx, args[1:], stdout, stderr)
 	case "bench":
 		return benchCmd(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-version":

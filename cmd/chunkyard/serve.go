@@ -15,11 +15,13 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
 	"github.com/chunkyard/chunkyard/assembler/codec"
 	"github.com/chunkyard/chunkyard/chunkstore"
+	"github.com/chunkyard/chunkyard/gc"
 	"github.com/chunkyard/chunkyard/ocihttp"
 	"github.com/chunkyard/chunkyard/refgraph"
 	"github.com/chunkyard/chunkyard/registry"
@@ -41,6 +43,8 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	layerCacheDir := fs.String("layer-cache-dir", "", "directory of the encoded layer cache (default DATA/layer-cache)")
 	maxEncodes := fs.Int("max-encodes", 0, "layer encodes running at once; more pulls wait (0: 2 per CPU)")
 	helperDir := fs.String("codec-helpers", "", codecHelpersUsage)
+	gcConfig := fs.String("gc-config", "", "GC configuration file (TOML; see: chunkyard gc --example); default: the one set over the admin API, else the defaults (hourly, no retention policy)")
+	adminAddr := fs.String("admin-addr", "", "if set, serve the admin API (GC configuration and runs) on this address; it has no authentication: keep it on loopback")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	debugAddr := fs.String("debug-addr", "", "if set, serve Go's pprof profiles on this address (keep it on loopback)")
 	if err := parseFlags(fs, args); err != nil {
@@ -95,19 +99,44 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	// Background work (upload expiry, the layer converter) stops, and is
-	// waited for, before the data dir closes (the deferred Close above runs
-	// after this).
+	gcCfg, gcFrom, err := loadGCConfig(*gcConfig, data.graph)
+	if err != nil {
+		return err
+	}
+	col := gc.New(data.graph, data.store, log)
+	col.OnBlobDeleted = svc.BlobDeleted
+	gcs := newGCService(col, data.graph, gcCfg, log)
+	log.Info("gc configured", "from", gcFrom, "interval", gcCfg.Interval.D(), "policies", len(gcCfg.Policies))
+
+	// Background work (upload expiry, the layer converter, GC) stops, and
+	// is waited for, before the data dir closes (the deferred Close above
+	// runs after this).
 	bg, cancelBg := context.WithCancel(context.Background())
-	bgDone := make(chan struct{})
+	var bgWG sync.WaitGroup
+	bgWG.Add(2)
 	go func() {
+		defer bgWG.Done()
 		svc.Run(bg)
-		close(bgDone)
+	}()
+	go func() {
+		defer bgWG.Done()
+		gcs.run(bg)
 	}()
 	defer func() {
 		cancelBg()
-		<-bgDone
+		bgWG.Wait()
 	}()
+
+	if *adminAddr != "" {
+		aln, err := net.Listen("tcp", *adminAddr)
+		if err != nil {
+			return fmt.Errorf("--admin-addr: %w", err)
+		}
+		asrv := &http.Server{Handler: gcs.handler(), ReadHeaderTimeout: 30 * time.Second, BaseContext: func(net.Listener) context.Context { return bg }}
+		go asrv.Serve(aln)
+		defer asrv.Close()
+		log.Info("serving the admin API", "addr", aln.Addr().String())
+	}
 
 	if *debugAddr != "" {
 		dln, err := net.Listen("tcp", *debugAddr)

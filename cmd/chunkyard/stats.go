@@ -7,12 +7,14 @@ import (
 	"fmt"
 	"github.com/chunkyard/chunkyard/bench"
 	"github.com/chunkyard/chunkyard/chunkstore"
+	"github.com/chunkyard/chunkyard/refgraph"
 	"io"
 	"log/slog"
 	"maps"
 	"math"
 	"path/filepath"
 	"slices"
+	"strings"
 	"text/tabwriter"
 )
 
@@ -39,8 +41,12 @@ type statsReport struct {
 	// Encodings counts split layers per encoder output class, the
 	// encoder and the version of the code whose output they reproduce.
 	Encodings map[string]int64 `json:"encodings"`
-	S3Objects int              `json:"s3_objects,omitempty"`
-	S3Bytes   int64            `json:"s3_bytes,omitempty"`
+	// PackLiveHistogram counts indexed packs by live fraction: element i
+	// holds packs [10i%, 10i+10%) live, the last one also 100%.
+	PackLiveHistogram [10]int64 `json:"pack_live_histogram"`
+	RetiredPacks      int64     `json:"retired_packs"` // repacked, deleted after the pack grace period
+	S3Objects         int       `json:"s3_objects,omitempty"`
+	S3Bytes           int64     `json:"s3_bytes,omitempty"`
 }
 
 func stats(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -83,6 +89,20 @@ func stats(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if rep.Encodings, err = data.graph.Encodings(); err != nil {
 		return err
 	}
+	if err := data.graph.Packs(func(p refgraph.Pack) error {
+		if retired, err := data.graph.Retired(p.Name); err != nil || retired {
+			rep.RetiredPacks++
+			return err
+		}
+		i := 9
+		if p.TotalBytes > 0 {
+			i = min(int(10*p.LiveBytes/p.TotalBytes), 9)
+		}
+		rep.PackLiveHistogram[i]++
+		return nil
+	}); err != nil {
+		return err
+	}
 	if lc, err := chunkstore.OpenFileCache(filepath.Join(sf.data, "layer-cache"), math.MaxInt64, log); err == nil {
 		_, rep.LayerCacheBytes = lc.Usage()
 	}
@@ -108,6 +128,10 @@ func stats(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(tw, "blobs\t%d\t\n", rep.Blobs)
 	fmt.Fprintf(tw, "chunks\t%d\t(%s raw, %s stored, %d shared by several blobs or places)\n", rep.Chunks, bench.HumanBytes(rep.ChunkRawBytes), bench.HumanBytes(rep.LiveStoredBytes), rep.SharedChunks)
 	fmt.Fprintf(tw, "packs\t%d\t(+%d open or staged)\n", rep.Packs, rep.OpenPacks)
+	fmt.Fprintf(tw, "packs by live fraction\t\t(%d retired, waiting for deletion)\n", rep.RetiredPacks)
+	for i, n := range rep.PackLiveHistogram {
+		fmt.Fprintf(tw, "  %3d-%3d%%\t%d\t%s\n", 10*i, 10*i+10, n, strings.Repeat("#", int(min(n, 60))))
+	}
 	fmt.Fprintf(tw, "layers split\t%d\t(stored as header + content streams, re-encoded on pull)\n", rep.ConvertedBlobs)
 	for _, class := range slices.Sorted(maps.Keys(rep.Encodings)) {
 		fmt.Fprintf(tw, "  encoded by\t%d\t%s\n", rep.Encodings[class], class)
