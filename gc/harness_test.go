@@ -32,21 +32,28 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
-// clock is a settable clock shared by the index and the collector.
+// clock is a settable clock shared by the index and the collector: fixed
+// at t, or, running, the time plus an offset.
 type clock struct {
-	mu sync.Mutex
-	t  time.Time
+	mu      sync.Mutex
+	t       time.Time
+	running bool
+	offset  time.Duration
 }
 
 func (c *clock) now() time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.running {
+		return time.Now().Add(c.offset)
+	}
 	return c.t
 }
 
 func (c *clock) advance(d time.Duration) {
 	c.mu.Lock()
 	c.t = c.t.Add(d)
+	c.offset += d
 	c.mu.Unlock()
 }
 
@@ -67,11 +74,12 @@ type harness struct {
 type harnessOpts struct {
 	convert  bool // run the layer converter
 	packSize int64
+	running  bool // the clock runs (else it moves only when advanced)
 }
 
 func newHarness(t testing.TB, o harnessOpts) *harness {
 	t.Helper()
-	h := &harness{t: t, dir: t.TempDir(), clock: &clock{t: time.Now()}}
+	h := &harness{t: t, dir: t.TempDir(), clock: &clock{t: time.Now(), running: o.running}}
 	ctx := context.Background()
 	if o.packSize == 0 {
 		o.packSize = 1 << 20

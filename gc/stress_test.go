@@ -1,0 +1,260 @@
+package gc_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/chunkyard/chunkyard/gc"
+	"github.com/chunkyard/chunkyard/refgraph"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	"github.com/opencontainers/go-digest"
+)
+
+// stressDuration is how long TestGCUnderLoad runs its clients:
+// CHUNKYARD_GC_STRESS (a Go duration; scripts/test sets minutes), else a
+// few seconds.
+func stressDuration(t *testing.T) time.Duration {
+	if v := os.Getenv("CHUNKYARD_GC_STRESS"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			t.Fatalf("CHUNKYARD_GC_STRESS: %v", err)
+		}
+		return d
+	}
+	if raceEnabled {
+		return 25 * time.Second // the race detector slows every client down
+	}
+	return 8 * time.Second
+}
+
+// TestGCUnderLoad: GC with aggressive retention (keep 2 tags, delete
+// untagged at once), short grace periods and a high repack threshold runs
+// in a loop while 20 clients push near-duplicate images (gzip layers the
+// converter splits) and 20 pull and verify whatever tags exist. Every pull
+// of a manifest that exists must be byte-exact. Afterwards fsck is clean
+// and what is stored is what the surviving images need, within the
+// repack threshold.
+func TestGCUnderLoad(t *testing.T) {
+	const pushers, pullers, repos = 20, 20, 5
+	h := newHarness(t, harnessOpts{convert: true, running: true, packSize: 1 << 20})
+	cfg := testConfig(gc.Policy{Repos: "ci/.*", KeepLast: 2, DeleteUntaggedOlderThan: gc.Duration(time.Nanosecond)})
+	cfg.GracePeriod = gc.Duration(5 * time.Second) // pushes upload layers before their manifest
+	cfg.PackGracePeriod = gc.Duration(2 * time.Second)
+	cfg.RepackBelow = 0.9
+	cfg.SmallPack = 256 << 10
+	if err := cfg.Check(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), stressDuration(t))
+	defer cancel()
+
+	var (
+		pushes, pulls, gone, gcRuns atomic.Int64
+		failMu                      sync.Mutex
+		failures                    []string
+		wg                          sync.WaitGroup
+	)
+	fail := func(format string, args ...any) {
+		failMu.Lock()
+		defer failMu.Unlock()
+		if len(failures) < 20 {
+			failures = append(failures, fmt.Sprintf(format, args...))
+		}
+	}
+	for p := range pushers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for n := 0; ctx.Err() == nil; n++ {
+				repo := fmt.Sprintf("ci/app%d", p%repos)
+				// A rebuild: the shared base files with a new mtime, and
+				// an app layer of its own.
+				mtime := time.Unix(1_700_000_000+int64(p*1000+n), 0)
+				img := image(t, tarLayer(t, 1, 12, 0, mtime), tarLayer(t, uint64(p*10000+n), 0, 3, mtime))
+				ref := fmt.Sprintf("%s:p%d-%d", repo, p, n)
+				err := remote.Write(h.ref(ref), img, remote.WithContext(ctx))
+				switch {
+				case err == nil:
+					pushes.Add(1)
+				case ctx.Err() != nil:
+				case isManifestBlobUnknown(err):
+					// A layer's link was reaped before the manifest
+					// came (grace period too short for this push): the
+					// push failed as it says, nothing else.
+				default:
+					fail("push %s: %v", ref, err)
+				}
+			}
+		}()
+	}
+	for q := range pullers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := rand.New(rand.NewPCG(uint64(q), 5))
+			for ctx.Err() == nil {
+				repo := fmt.Sprintf("ci/app%d", r.IntN(repos))
+				tags, err := remote.List(h.ref(repo).Context(), remote.WithContext(ctx))
+				if err != nil || len(tags) == 0 {
+					continue
+				}
+				tag := tags[r.IntN(len(tags))]
+				err = pullCheck(h.host, repo+":"+tag)
+				switch {
+				case err == nil:
+					pulls.Add(1)
+				case ctx.Err() != nil:
+				case isNotFound(err) || strings.Contains(err.Error(), "404"):
+					// Deleted by retention before or during the pull: fine
+					// only if the tag is gone by now.
+					if _, err := h.graph.ResolveTag(repo, tag); errors.Is(err, refgraph.ErrNotFound) {
+						gone.Add(1)
+					} else {
+						fail("pull %s:%s: 404 while the tag exists: %v", repo, tag, err)
+					}
+				default:
+					fail("pull %s:%s: %v", repo, tag, err)
+				}
+			}
+		}()
+	}
+	var gcReports []*gc.Report
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for ctx.Err() == nil {
+			r, err := h.col.Run(ctx, cfg, false)
+			if err != nil && ctx.Err() == nil {
+				fail("gc: %v", err)
+			}
+			if err == nil {
+				gcRuns.Add(1)
+				gcReports = append(gcReports, r)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}()
+	wg.Wait()
+	var deleted, reaped, blobs, repacked, packsDeleted int
+	for _, r := range gcReports {
+		deleted += r.ManifestsDeleted
+		reaped += r.LinksReaped
+		blobs += r.BlobsDeleted
+		repacked += r.PacksRepacked
+		packsDeleted += r.PacksDeleted
+	}
+	t.Logf("%d pushes, %d verified pulls, %d pulls of deleted images; %d gc runs: %d manifests, %d links, %d blobs deleted, %d packs repacked, %d deleted",
+		pushes.Load(), pulls.Load(), gone.Load(), gcRuns.Load(), deleted, reaped, blobs, repacked, packsDeleted)
+	for _, f := range failures {
+		t.Error(f)
+	}
+	if pushes.Load() < 10 || pulls.Load() == 0 || deleted == 0 {
+		t.Fatalf("too little happened to mean anything")
+	}
+
+	// Quiesce: conversions finish, grace periods pass, GC converges.
+	waitConverted(t, h)
+	for range 4 {
+		h.clock.advance(time.Hour)
+		h.run(cfg)
+	}
+	h.fsck()
+	checkStoredMatchesSurvivors(t, h, cfg)
+}
+
+func isManifestBlobUnknown(err error) bool {
+	var te *transport.Error
+	if errors.As(err, &te) {
+		for _, d := range te.Errors {
+			if d.Code == transport.ManifestBlobUnknownErrorCode || d.Code == "MANIFEST_BLOB_UNKNOWN" {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func waitConverted(t *testing.T, h *harness) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Minute)
+	for h.graph.Stats().PendingConversions > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d conversions still pending", h.graph.Stats().PendingConversions)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// checkStoredMatchesSurvivors: every image left pulls byte for byte, the
+// index holds exactly their blobs, and the packs hold little more than
+// their chunks.
+func checkStoredMatchesSurvivors(t *testing.T, h *harness, cfg gc.Config) {
+	t.Helper()
+	need := map[digest.Digest]bool{}
+	images := 0
+	repos, _, err := h.graph.Repos("", -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, repo := range repos {
+		mans, err := h.graph.Manifests(repo)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range mans {
+			need[m.Digest] = true
+			for _, r := range m.Refs {
+				need[r] = true
+			}
+		}
+		tags, err := h.graph.TagRecords(repo)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, tag := range tags {
+			h.mustPull(repo + ":" + tag.Name)
+			images++
+		}
+	}
+	st := h.graph.Stats()
+	if int(st.Blobs) != len(need) {
+		t.Errorf("index holds %d blobs, the %d surviving images need %d", st.Blobs, images, len(need))
+	}
+	var live int64
+	seen := map[string]bool{}
+	for d := range need {
+		b, err := h.graph.Blob(d)
+		if err != nil {
+			t.Fatalf("blob %s: %v", d, err)
+		}
+		for _, c := range b.Chunks {
+			if seen[string(c.ID[:])] {
+				continue
+			}
+			seen[string(c.ID[:])] = true
+			ch, err := h.graph.Chunk(c.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			live += int64(ch.Loc.StoredLen)
+		}
+	}
+	if live != st.LiveStoredBytes {
+		t.Errorf("live stored bytes %d, the survivors' chunks %d", st.LiveStoredBytes, live)
+	}
+	slack := float64(live)/cfg.RepackBelow + float64(2<<20) // the open pack and one small one
+	t.Logf("%d images in %d repos: %d blobs, %d chunk bytes needed, %d pack bytes stored (%.3f)",
+		images, len(repos), len(need), live, st.PackBytes, float64(st.PackBytes)/float64(max(live, 1)))
+	if float64(st.PackBytes) > slack {
+		t.Errorf("stored %d pack bytes for %d live (threshold %.2f)", st.PackBytes, live, cfg.RepackBelow)
+	}
+}
