@@ -110,3 +110,6 @@ func (s *Store) OpenPacks() []string {
 	}
 	return names
 }
+
+// PackSize is the size at which packs are sealed.
+func (s *Store) PackSize() int64 { return s.packSize }

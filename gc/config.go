@@ -32,7 +32,7 @@ type Config struct {
 	RepackBelow float64 `toml:"repack_below" json:"repack_below"`
 	// SmallPack: sealed packs below this many bytes (a server stopped with
 	// a pack half full) are merged when there are at least two. Default
-	// 16 MiB.
+	// 16 MiB; never more than half the pack size.
 	SmallPack int64 `toml:"small_pack" json:"small_pack"`
 	// MaxRepackBytes bounds the live bytes one run copies (0: no bound).
 	MaxRepackBytes int64 `toml:"max_repack_bytes" json:"max_repack_bytes"`

@@ -23,6 +23,8 @@ type Store interface {
 	// OpenPacks lists the packs still being written or waiting for
 	// upload: not in the backend yet, and not to be repacked.
 	OpenPacks() []string
+	// PackSize is the size at which packs are sealed.
+	PackSize() int64
 }
 
 // Collector runs garbage collection over one index and store; one run at
@@ -293,6 +295,9 @@ func (c *Collector) repack(ctx context.Context, cfg Config, r *Report) error {
 	}); err != nil {
 		return err
 	}
+	// A pack sealed full is never small, whatever the configuration says:
+	// merging those would rewrite them run after run.
+	smallBelow := min(cfg.SmallPack, c.store.PackSize()/2)
 	var sparse, small []refgraph.Pack
 	if err := c.graph.Packs(func(p refgraph.Pack) error {
 		if !sealed[p.Name] {
@@ -304,7 +309,7 @@ func (c *Collector) repack(ctx context.Context, cfg Config, r *Report) error {
 		switch {
 		case p.TotalBytes > 0 && float64(p.LiveBytes) < cfg.RepackBelow*float64(p.TotalBytes):
 			sparse = append(sparse, p)
-		case p.TotalBytes < cfg.SmallPack:
+		case p.TotalBytes < smallBelow:
 			small = append(small, p)
 		}
 		return nil
