@@ -43,6 +43,14 @@ func gzipCandidates(h GzipHeader) []Encoding {
 		}
 		phases = append(phases, rest)
 	}
+	if h.OS == osUnix && h.Flags&(flagText|flagHCRC|flagExtra|flagComment) == 0 {
+		// GNU gzip (helper only): its default 6, then -9, -1, the rest.
+		var gnu []gzipCandidate
+		for _, l := range []int{6, 9, 1, 2, 3, 4, 5, 7, 8} {
+			gnu = append(gnu, gzipCandidate{EncoderGNUGzip, l})
+		}
+		phases = append(phases, gnu)
+	}
 	// Within a phase, this build's encoders go first (no process to
 	// start), then the helpers' classes.
 	seen := make(map[gzipCandidate]bool)

@@ -22,6 +22,9 @@ const (
 	EncoderKlauspostGzip = "klauspost-gzip"  // github.com/klauspost/compress/gzip
 	EncoderPgzip         = "klauspost-pgzip" // github.com/klauspost/pgzip
 	EncoderKlauspostZstd = "klauspost-zstd"  // github.com/klauspost/compress/zstd
+	// EncoderGNUGzip is GNU gzip (tar | gzip -9), through the helper
+	// that runs the gzip binary: never built in.
+	EncoderGNUGzip = "gnu-gzip"
 )
 
 // Errors. Each is wrapped with detail; test with errors.Is.
@@ -92,7 +95,7 @@ func NewWriter(w io.Writer, enc Encoding) (io.WriteCloser, error) {
 	}
 	var zw io.WriteCloser
 	switch enc.Encoder {
-	case EncoderStdlib, EncoderKlauspostGzip, EncoderPgzip:
+	case EncoderStdlib, EncoderKlauspostGzip, EncoderPgzip, EncoderGNUGzip:
 		if enc.Format != FormatGzip {
 			return nil, fmt.Errorf("%w: %s writes gzip, not %q", ErrInvalid, enc.Encoder, enc.Format)
 		}

@@ -74,6 +74,14 @@ func newGzipWriter(w io.Writer, enc Encoding, h *helper) (*gzipWriter, error) {
 		} else {
 			z.body, err = kflate.NewWriter(w, enc.Level)
 		}
+	case EncoderGNUGzip:
+		// The helper writes gzip's whole member; its 10-byte header (no
+		// name, no time) gives way to the recorded one, its trailer stays.
+		if h == nil || enc.Level < 1 {
+			return nil, fmt.Errorf("%w: gnu-gzip level %d", ErrUnavailable, enc.Level)
+		}
+		z.sink = &stickyWriter{w: w}
+		z.body, err = h.start(&skipWriter{w: z.sink, skip: gzipFixedLen}, helperParams{Encoder: enc.Encoder, Level: enc.Level})
 	default: // EncoderPgzip
 		z.sink = &stickyWriter{w: w}
 		z.body, err = newPgzip(z.sink, enc, h)

@@ -35,6 +35,7 @@ const (
 	gzipFixedLen  = 10
 	maxGzipString = 1 << 16 // longer names or comments are refused
 	osUnknown     = 255     // what Go-family writers store by default
+	osUnix        = 3       // what GNU gzip stores
 )
 
 // errGzipHeader marks a header this package does not take (reserved
@@ -47,7 +48,11 @@ var errGzipHeader = errors.New("codec: unsupported gzip header")
 // klauspost gzip and pgzip, which do not special-case the zero time.
 func defaultGzipHeader(encoder string, level int) GzipHeader {
 	h := GzipHeader{XFL: xflFor(level), OS: osUnknown}
-	if encoder != EncoderStdlib {
+	switch encoder {
+	case EncoderStdlib:
+	case EncoderGNUGzip:
+		h.OS = osUnix // gzip -n: no name, no time
+	default:
 		h.ModTime = zeroTimeMTIME
 	}
 	return h
