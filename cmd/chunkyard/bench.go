@@ -17,12 +17,15 @@ import (
 	"github.com/chunkyard/chunkyard/chunkstore"
 )
 
-const benchUsage = `usage: chunkyard bench estimate [flags] [--layout DIR]... [DIR]...
+const benchUsage = `usage: chunkyard bench estimate [flags] [--layout DIR]... [DIR | REF]...
 
-Estimates, without writing anything, what OCI image layouts (written by
-"crane pull --format oci", "skopeo copy ... oci:DIR" or oras) would take in
+Estimates, without writing anything to a store, what images would take in
 a plain registry, in chunkyard, and in an ideal plain-CDC store over the
-layers' tars. Blobs and chunks count once across all layouts; each layout
+layers' tars. An image is an OCI image layout directory (written by
+"crane pull --format oci", "skopeo copy ... oci:DIR" or oras) or a
+reference in any registry (registry.example/repo:tag or @digest; Docker
+config credentials), fetched into a temporary layout that is removed
+afterwards. Blobs and chunks count once across all layouts; each layout
 is reported as what it adds to the ones before it.
 
 flags:
@@ -66,6 +69,8 @@ func benchEstimate(ctx context.Context, args []string, stdout, stderr io.Writer)
 	fs.Int64Var(&opts.MaxInflated, "max-inflated-size", 16<<30, "layers that decompress past this many bytes count as opaque (as in serve)")
 	fs.Float64Var(&opts.MaxRatio, "max-inflate-ratio", 100, "layers that decompress past this ratio count as opaque (as in serve)")
 	helperDir := fs.String("codec-helpers", "", codecHelpersUsage)
+	insecure := fs.Bool("insecure", false, "reach registries of references over plain HTTP")
+	platform := fs.String("platform", "", "of an index reference, fetch only this platform (os/arch[/variant]); default: all")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -80,12 +85,7 @@ func benchEstimate(ctx context.Context, args []string, stdout, stderr io.Writer)
 		fs.Usage()
 		return errors.New("bench estimate: no layout given")
 	}
-	for _, dir := range layouts {
-		if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
-			return fmt.Errorf("bench estimate: %q is not a directory: registry references are not supported yet; "+
-				"pull the image into a layout first (crane pull --format oci REF DIR)", dir)
-		}
-	}
+
 	opts.Details = *details
 	var err error
 	if opts.Compression, err = chunkstore.ParseCompression(*compression); err != nil {
@@ -99,6 +99,11 @@ func benchEstimate(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if err := loadCodecHelpers(ctx, *helperDir, slog.New(slog.DiscardHandler)); err != nil {
 		return err
 	}
+	layouts, cleanup, err := fetchAll(ctx, layouts, *insecure, *platform, stderr)
+	if err != nil {
+		return err
+	}
+	defer cleanup()
 	e, err := bench.NewEstimator(opts)
 	if err != nil {
 		return err

@@ -4,12 +4,21 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/chunkyard/chunkyard/bench"
 	"github.com/chunkyard/chunkyard/bench/benchtest"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/static"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
 func TestBenchEstimateJSON(t *testing.T) {
@@ -72,7 +81,7 @@ func TestBenchEstimateErrors(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"bench", "estimate", "docker.io/library/debian:12"}, "registry references are not supported yet"},
+		{[]string{"bench", "estimate", "Not A Reference!"}, "neither a directory nor an image reference"},
 		{[]string{"bench", "estimate", t.TempDir()}, "not an OCI image layout"},
 		{[]string{"bench", "estimate"}, "no layout"},
 		{[]string{"bench", "measure"}, "unknown subcommand"},
@@ -83,5 +92,54 @@ func TestBenchEstimateErrors(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%v: %v, want %q", tc.args, err, tc.want)
 		}
+	}
+}
+
+// TestBenchEstimateReference: an image reference is fetched from its
+// registry (a running chunkyard here) into a temporary layout, estimated,
+// and the layout removed.
+func TestBenchEstimateReference(t *testing.T) {
+	addr := freeAddr(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"serve", "--addr", addr, "--data", t.TempDir(), "--codec-helpers", t.TempDir()}, io.Discard, io.Discard)
+	}()
+	defer func() { cancel(); <-done }()
+	ref, err := name.ParseReference(addr+"/est/app:v1", name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tarball := benchtest.Tar(t, benchtest.Files(3, 20, 16<<10), time.Unix(1_700_000_000, 0))
+	layer := static.NewLayer(benchtest.Gzip(t, tarball, 6), types.OCILayer)
+	img, err := mutate.AppendLayers(empty.Image, layer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; ; i++ {
+		if err = remote.Write(ref, img); err == nil {
+			break
+		}
+		if i == 100 {
+			t.Fatal(err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	before, _ := filepath.Glob(filepath.Join(os.TempDir(), "chunkyard-estimate-*"))
+	tempsBefore := len(before)
+	var stdout, stderr bytes.Buffer
+	if err := run(context.Background(), []string{"bench", "estimate", "--json", "--insecure", ref.String()}, &stdout, &stderr); err != nil {
+		t.Fatalf("%v\n%s", err, stderr.String())
+	}
+	var rep bench.Report
+	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
+		t.Fatal(err)
+	}
+	size, _ := layer.Size()
+	if rep.Total.Layers != 1 || rep.Total.Reproduced != 1 || rep.Total.Plain.Bytes < size {
+		t.Fatalf("report %+v", rep.Total)
+	}
+	if tmp, _ := filepath.Glob(filepath.Join(os.TempDir(), "chunkyard-estimate-*")); len(tmp) > tempsBefore {
+		t.Fatalf("temporary layouts left behind: %v", tmp)
 	}
 }
