@@ -115,7 +115,7 @@ func (s *Service) convertOne(ctx context.Context, d digest.Digest) error {
 	chunks, layout, written, err := s.splitLayer(ctx, b, orig)
 	if err == nil {
 		if err := s.graph.ConvertBlob(d, chunks, layout); err != nil {
-			return err
+			return s.staleConversion(d, err)
 		}
 		s.log.Info("converted layer", "digest", d, "bytes", b.Size, "tar_bytes", layout.TarSize,
 			"chunks", len(chunks), "encoding", string(layout.Encoding), "duration", time.Since(start).Round(time.Millisecond))
@@ -145,12 +145,23 @@ func (s *Service) convertOne(ctx context.Context, d digest.Digest) error {
 		return fmt.Errorf("storing %s opaque: %w", d, err)
 	}
 	if err := s.graph.ConvertBlob(d, opaque, nil); err != nil {
-		return err
+		return s.staleConversion(d, err)
 	}
 	if err := s.graph.RecordWritten(written); err != nil {
 		return err
 	}
 	return s.dropPending(b)
+}
+
+// staleConversion explains a failed ConvertBlob: a blob garbage
+// collection deleted meanwhile is no error (what the attempt wrote counts
+// as dead pack bytes, which repacking reclaims).
+func (s *Service) staleConversion(d digest.Digest, err error) error {
+	if errors.Is(err, refgraph.ErrNotFound) {
+		s.log.Info("blob deleted while it was being converted", "digest", d)
+		return nil
+	}
+	return err
 }
 
 func (s *Service) dropPending(b refgraph.Blob) error {
