@@ -5,10 +5,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
-	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net/http/httptest"
@@ -23,6 +20,7 @@ import (
 	"github.com/chunkyard/chunkyard/ocihttp"
 	"github.com/chunkyard/chunkyard/refgraph"
 	"github.com/chunkyard/chunkyard/registry"
+	"github.com/chunkyard/chunkyard/registry/registrytest"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
@@ -194,41 +192,13 @@ func (h *harness) push(ref string, img v1.Image) v1.Hash {
 	return d
 }
 
-// pullCheck pulls ref and checks every blob against its digest.
+// pullCheck pulls ref from host and checks every blob against its digest.
 func pullCheck(host, ref string) error {
 	r, err := name.ParseReference(host+"/"+ref, name.Insecure)
 	if err != nil {
 		return err
 	}
-	img, err := remote.Image(r)
-	if err != nil {
-		return err
-	}
-	layers, err := img.Layers()
-	if err != nil {
-		return err
-	}
-	for _, l := range layers {
-		d, err := l.Digest()
-		if err != nil {
-			return err
-		}
-		rc, err := l.Compressed()
-		if err != nil {
-			return err
-		}
-		hs := sha256.New()
-		_, err = io.Copy(hs, rc)
-		rc.Close()
-		if err != nil {
-			return fmt.Errorf("layer %s: %w", d, err)
-		}
-		if got := hex.EncodeToString(hs.Sum(nil)); got != d.Hex {
-			return fmt.Errorf("layer %s: pulled bytes hash to %s", d, got)
-		}
-	}
-	_, err = img.RawConfigFile()
-	return err
+	return registrytest.PullVerify(r)
 }
 
 func (h *harness) mustPull(ref string) {

@@ -56,6 +56,19 @@ func (t *txn) stampIf(on, wasOn bool, key []byte) error {
 	return nil
 }
 
+// stampedBefore reports whether key holds a stamp older than cutoff.
+func (t *txn) stampedBefore(key []byte, cutoff time.Time) (bool, error) {
+	v, err := t.get(key)
+	if errors.Is(err, ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	ts, err := decodeTime(v)
+	return err == nil && ts.Before(cutoff), err
+}
+
 // usage returns how many manifests of repo name d.
 func (t *txn) usage(repo string, d digest.Digest) (int64, error) {
 	v, err := t.get(usageKey(repo, d))
@@ -180,14 +193,7 @@ func (g *Graph) UnusedLinks(cutoff time.Time, fn func(repo string, d digest.Dige
 func (g *Graph) ReapLink(repo string, d digest.Digest, cutoff time.Time) (bool, error) {
 	reaped := false
 	err := g.update(func(t *txn) error {
-		v, err := t.get(unusedKey(repo, d))
-		if errors.Is(err, ErrNotFound) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		if ts, err := decodeTime(v); err != nil || !ts.Before(cutoff) {
+		if old, err := t.stampedBefore(unusedKey(repo, d), cutoff); err != nil || !old {
 			return err
 		}
 		if n, err := t.usage(repo, d); err != nil || n > 0 {
@@ -216,14 +222,7 @@ func (g *Graph) DeleteBlob(d digest.Digest, cutoff time.Time) (Blob, bool, error
 		ok   bool
 	)
 	err := g.update(func(t *txn) error {
-		v, err := t.get(unrefKey(d))
-		if errors.Is(err, ErrNotFound) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		if ts, err := decodeTime(v); err != nil || !ts.Before(cutoff) {
+		if old, err := t.stampedBefore(unrefKey(d), cutoff); err != nil || !old {
 			return err
 		}
 		bv, err := t.blob(d)

@@ -5,8 +5,6 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -22,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chunkyard/chunkyard/registry/registrytest"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
@@ -123,7 +122,7 @@ func TestKillDuringPushAndGC(t *testing.T) {
 			have := map[string]bool{}
 			for _, tag := range tags {
 				have[tag] = true
-				if err := pullVerify(srv.ref(t, repo+":"+tag)); err != nil {
+				if err := registrytest.PullVerify(srv.ref(t, repo+":"+tag)); err != nil {
 					// Retention (running here too) may have deleted it
 					// since the listing; anything else is a loss.
 					if now, lerr := remote.List(srv.ref(t, repo).Context()); lerr != nil || slices.Contains(now, tag) {
@@ -243,37 +242,4 @@ func (s *server) stop(t *testing.T) {
 		s.cmd.Process.Kill()
 		t.Fatalf("server did not stop on SIGTERM\n%s", s.log.String())
 	}
-}
-
-// pullVerify pulls an image and checks every layer against its digest.
-func pullVerify(ref name.Reference) error {
-	img, err := remote.Image(ref)
-	if err != nil {
-		return err
-	}
-	layers, err := img.Layers()
-	if err != nil {
-		return err
-	}
-	for _, l := range layers {
-		d, err := l.Digest()
-		if err != nil {
-			return err
-		}
-		rc, err := l.Compressed()
-		if err != nil {
-			return err
-		}
-		h := sha256.New()
-		_, err = io.Copy(h, rc)
-		rc.Close()
-		if err != nil {
-			return fmt.Errorf("layer %s: %w", d, err)
-		}
-		if got := hex.EncodeToString(h.Sum(nil)); got != d.Hex {
-			return fmt.Errorf("layer %s: bytes hash to %s", d, got)
-		}
-	}
-	_, err = img.RawConfigFile()
-	return err
 }
