@@ -28,7 +28,17 @@ func testConfig(policies ...gc.Policy) gc.Config {
 // four old images go, the two kept pull byte for byte, and fsck is clean
 // at every step.
 func TestRetentionReclaimsAndRepacks(t *testing.T) {
-	h := newHarness(t, harnessOpts{})
+	retentionReclaimsAndRepacks(t, newHarness(t, harnessOpts{}))
+}
+
+// TestRetentionReclaimsAndRepacksS3: the same with packs on S3 (a real
+// versitygw): repacking reads live chunks with ranged GETs and deletes
+// packs from the bucket.
+func TestRetentionReclaimsAndRepacksS3(t *testing.T) {
+	retentionReclaimsAndRepacks(t, newHarness(t, harnessOpts{s3: true}))
+}
+
+func retentionReclaimsAndRepacks(t *testing.T, h *harness) {
 	base := blobLayer(randomBytes(1, 600<<10))
 	for i := range 6 {
 		h.push(fmt.Sprintf("ci/app:r%d", i), image(t, base, blobLayer(randomBytes(uint64(100+i), 500<<10))))

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/chunkyard/chunkyard/chunkstore"
+	"github.com/chunkyard/chunkyard/chunkstore/s3"
+	"github.com/chunkyard/chunkyard/chunkstore/s3/s3test"
 	"github.com/chunkyard/chunkyard/gc"
 	"github.com/chunkyard/chunkyard/ocihttp"
 	"github.com/chunkyard/chunkyard/refgraph"
@@ -73,6 +75,7 @@ type harnessOpts struct {
 	convert  bool // run the layer converter
 	packSize int64
 	running  bool // the clock runs (else it moves only when advanced)
+	s3       bool // packs on S3 (a versitygw the test starts)
 }
 
 func newHarness(t testing.TB, o harnessOpts) *harness {
@@ -82,9 +85,19 @@ func newHarness(t testing.TB, o harnessOpts) *harness {
 	if o.packSize == 0 {
 		o.packSize = 1 << 20
 	}
+	sopts := chunkstore.Options{Dir: filepath.Join(h.dir, "store"), PackSize: o.packSize,
+		MinChunk: 16 << 10, AverageBits: 16, MaxChunk: 256 << 10}
+	if o.s3 {
+		srv := s3test.Start(t)
+		b, err := s3.New(ctx, s3.Options{Bucket: srv.Bucket, Endpoint: srv.Endpoint, Region: srv.Region, PathStyle: true,
+			AccessKey: srv.AccessKey, SecretKey: srv.SecretKey, Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sopts.Backend = b
+	}
 	var err error
-	h.store, err = chunkstore.Open(ctx, chunkstore.Options{Dir: filepath.Join(h.dir, "store"), PackSize: o.packSize,
-		MinChunk: 16 << 10, AverageBits: 16, MaxChunk: 256 << 10})
+	h.store, err = chunkstore.Open(ctx, sopts)
 	if err != nil {
 		t.Fatal(err)
 	}
