@@ -190,19 +190,23 @@ func (s *gcService) run(ctx context.Context) {
 	for {
 		iv := s.config().Interval.D()
 		var tick <-chan time.Time
+		var timer *time.Timer
 		if iv > 0 {
-			t := time.NewTimer(iv)
-			tick = t.C
-			defer t.Stop()
+			timer = time.NewTimer(iv)
+			tick = timer.C
 		}
 		select {
 		case <-ctx.Done():
-			return
 		case <-s.reload:
-			continue
 		case <-tick:
+			s.col.Run(ctx, s.config(), false) // logs its report or error
 		}
-		s.col.Run(ctx, s.config(), false) // logs its report or error
+		if timer != nil {
+			timer.Stop()
+		}
+		if ctx.Err() != nil {
+			return
+		}
 	}
 }
 
