@@ -10,11 +10,13 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 
 	"github.com/chunkyard/chunkyard/bench"
 	"github.com/chunkyard/chunkyard/chunkstore"
+	"github.com/restic/chunker"
 )
 
 const benchUsage = `usage: chunkyard bench estimate [flags] [--layout DIR]... [DIR | REF]...
@@ -69,6 +71,7 @@ func benchEstimate(ctx context.Context, args []string, stdout, stderr io.Writer)
 	fs.Int64Var(&opts.MaxInflated, "max-inflated-size", 16<<30, "layers that decompress past this many bytes count as opaque (as in serve)")
 	fs.Float64Var(&opts.MaxRatio, "max-inflate-ratio", 100, "layers that decompress past this ratio count as opaque (as in serve)")
 	helperDir := fs.String("codec-helpers", "", codecHelpersUsage)
+	polynomial := fs.String("polynomial", "", "chunker polynomial in hex, e.g. a store's (DATA/store/config.json); default: a fixed one, so estimates repeat")
 	insecure := fs.Bool("insecure", false, "reach registries of references over plain HTTP")
 	platform := fs.String("platform", "", "of an index reference, fetch only this platform (os/arch[/variant]); default: all")
 	if err := parseFlags(fs, args); err != nil {
@@ -87,6 +90,13 @@ func benchEstimate(ctx context.Context, args []string, stdout, stderr io.Writer)
 	}
 
 	opts.Details = *details
+	if *polynomial != "" {
+		p, err := strconv.ParseUint(strings.TrimPrefix(*polynomial, "0x"), 16, 64)
+		if err != nil || !chunker.Pol(p).Irreducible() || chunker.Pol(p).Deg() != 53 {
+			return fmt.Errorf("--polynomial %q: not an irreducible polynomial of degree 53 in hex", *polynomial)
+		}
+		opts.Polynomial = chunker.Pol(p)
+	}
 	var err error
 	if opts.Compression, err = chunkstore.ParseCompression(*compression); err != nil {
 		return err

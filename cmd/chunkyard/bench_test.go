@@ -86,6 +86,7 @@ func TestBenchEstimateErrors(t *testing.T) {
 		{[]string{"bench", "estimate"}, "no layout"},
 		{[]string{"bench", "measure"}, "unknown subcommand"},
 		{[]string{"bench", "estimate", "--avg-bits", "99", t.TempDir()}, "average bits"},
+		{[]string{"bench", "estimate", "--polynomial", "1234", t.TempDir()}, "irreducible"},
 		{[]string{"bench", "estimate", "--chunk-compression", "max", t.TempDir()}, "compression"},
 	} {
 		err := run(context.Background(), tc.args, &bytes.Buffer{}, &bytes.Buffer{})
