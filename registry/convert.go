@@ -34,6 +34,9 @@ type ConvertOptions struct {
 	// bounded time and no memory.
 	MaxInflated int64
 	MaxRatio    float64
+	// MaxYield is how long one conversion may pause, in all, while pushes
+	// are in flight (default 2 minutes; negative: never pause).
+	MaxYield time.Duration
 }
 
 func (o *ConvertOptions) setDefaults() {
@@ -42,6 +45,9 @@ func (o *ConvertOptions) setDefaults() {
 	}
 	if o.MaxRatio <= 0 {
 		o.MaxRatio = 100
+	}
+	if o.MaxYield == 0 {
+		o.MaxYield = 2 * time.Minute
 	}
 }
 
@@ -111,14 +117,22 @@ func (s *Service) convertOne(ctx context.Context, d digest.Digest) error {
 	if err != nil {
 		return err
 	}
-	orig := func() (io.ReadCloser, error) { return s.openOriginal(ctx, b) }
-	chunks, layout, written, err := s.splitLayer(ctx, b, orig)
+	y := s.newYielder(ctx)
+	orig := func() (io.ReadCloser, error) {
+		rc, err := s.openOriginal(ctx, b)
+		if err != nil {
+			return nil, err
+		}
+		return y.reader(rc), nil
+	}
+	chunks, layout, written, err := s.splitLayer(ctx, b, orig, y)
 	if err == nil {
 		if err := s.graph.ConvertBlob(d, chunks, layout); err != nil {
 			return s.staleConversion(d, err)
 		}
 		s.log.Info("converted layer", "digest", d, "bytes", b.Size, "tar_bytes", layout.TarSize,
-			"chunks", len(chunks), "encoding", string(layout.Encoding), "duration", time.Since(start).Round(time.Millisecond))
+			"chunks", len(chunks), "encoding", string(layout.Encoding), "duration", time.Since(start).Round(time.Millisecond),
+			"yielded_to_pushes", time.Duration(y.paused.Load()).Round(time.Millisecond))
 		return s.dropPending(b)
 	}
 	if ctx.Err() != nil {
@@ -247,7 +261,7 @@ func (r readCloser) Close() error { return r.close() }
 // through the pull pipeline. Nothing is stored for a blob no encoder
 // reproduces. written lists every chunk it stored, for accounting if it
 // fails.
-func (s *Service) splitLayer(ctx context.Context, b refgraph.Blob, orig func() (io.ReadCloser, error)) (chunks []chunkstore.Chunk, layout *refgraph.Layout, written []chunkstore.Chunk, err error) {
+func (s *Service) splitLayer(ctx context.Context, b refgraph.Blob, orig func() (io.ReadCloser, error), y *yielder) (chunks []chunkstore.Chunk, layout *refgraph.Layout, written []chunkstore.Chunk, err error) {
 	tarStream, format, err := s.openTar(b, orig)
 	if err != nil {
 		return nil, nil, nil, err
@@ -335,7 +349,7 @@ func (s *Service) splitLayer(ctx context.Context, b refgraph.Blob, orig func() (
 	if err != nil {
 		return nil, nil, written, err
 	}
-	_, err = io.Copy(io.Discard, r)
+	_, err = io.Copy(io.Discard, y.reader(r))
 	r.Close()
 	if err != nil {
 		return nil, nil, written, fmt.Errorf("%w: the recipe does not rebuild the blob: %v", errNotLayer, err)

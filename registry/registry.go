@@ -55,6 +55,7 @@ type Service struct {
 
 	pendingMu sync.Mutex // commitPending against BlobDeleted
 	pulls     pullTimes
+	pushes    pushActivity // uploads in flight, which conversions yield to
 }
 
 // New returns a Service. It does not own graph and store: the caller closes
@@ -274,6 +275,7 @@ func (s *Service) UploadStatus(ctx context.Context, repo, id string) (int64, err
 // AppendUpload appends r to session id; offset >= 0 must be the session's
 // current size. It returns the new size.
 func (s *Service) AppendUpload(ctx context.Context, repo, id string, offset int64, r io.Reader) (int64, error) {
+	defer s.pushes.begin()()
 	sess, err := s.uploads.get(repo, id)
 	if err != nil {
 		return 0, err
@@ -299,6 +301,7 @@ func (s *Service) CancelUpload(ctx context.Context, repo, id string) error {
 // it as blob d of repo. The session ends whether or not this succeeds,
 // unless the error is ErrRangeInvalid.
 func (s *Service) FinishUpload(ctx context.Context, repo, id string, d digest.Digest, offset int64, r io.Reader) error {
+	defer s.pushes.begin()()
 	if err := checkDigest(d); err != nil {
 		return err
 	}

@@ -39,6 +39,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	convertWorkers := fs.Int("convert-workers", 1, "layers converted (split, chunked, encoder found) at once in the background; 0: chunk every blob opaque on push")
 	maxInflated := fs.Int64("max-inflated-size", 16<<30, "layers that decompress past this many bytes stay opaque")
 	maxRatio := fs.Float64("max-inflate-ratio", 100, "layers that decompress past this ratio stay opaque")
+	convertYield := fs.Duration("convert-yield", 2*time.Minute, "how long one layer conversion may pause, in all, while uploads are in flight (negative: never)")
 	layerCacheSize := fs.Int64("layer-cache-size", 4<<30, "bytes of encoded layers kept for hot pulls in --layer-cache-dir (0: none)")
 	layerCacheDir := fs.String("layer-cache-dir", "", "directory of the encoded layer cache (default DATA/layer-cache)")
 	maxEncodes := fs.Int("max-encodes", 0, "layer encodes running at once; more pulls wait (0: 2 per CPU)")
@@ -94,6 +95,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 			PendingDir:  filepath.Join(sf.data, "pending"),
 			MaxInflated: *maxInflated,
 			MaxRatio:    *maxRatio,
+			MaxYield:    *convertYield,
 		},
 	})
 	if err != nil {
