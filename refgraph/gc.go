@@ -561,3 +561,63 @@ func (g *Graph) PutSetting(name string, value []byte) error {
 }
 
 const prefixSetting = "\x00setting/"
+
+// SetManifestRefs records the references of a manifest stored before
+// manifests recorded them (a data dir from an older chunkyard), counting
+// the uses of those its repository links. A manifest that has references
+// recorded already is left alone. Retention and link reaping then treat
+// it like any other.
+func (g *Graph) SetManifestRefs(repo string, d digest.Digest, refs []digest.Digest) error {
+	return g.update(func(t *txn) error {
+		v, err := t.get(manKey(repo, d))
+		if errors.Is(err, ErrNotFound) {
+			return nil // deleted meanwhile
+		}
+		if err != nil {
+			return err
+		}
+		m := Manifest{Digest: d}
+		if err := json.Unmarshal(v, &m); err != nil {
+			return fmt.Errorf("refgraph: manifest %s: %w", d, err)
+		}
+		if len(m.Refs) > 0 {
+			return nil
+		}
+		for _, r := range refs {
+			ok, err := t.linked(repo, r)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				continue
+			}
+			m.Refs = append(m.Refs, r)
+			if err := t.addUsage(repo, r, 1); err != nil {
+				return err
+			}
+		}
+		if len(m.Refs) == 0 {
+			return nil
+		}
+		mv, err := json.Marshal(m)
+		if err != nil {
+			return err
+		}
+		return t.set(manKey(repo, d), mv)
+	})
+}
+
+// AllManifests calls fn for every manifest of every repository.
+func (g *Graph) AllManifests(fn func(repo string, m Manifest) error) error {
+	return g.scan([]byte(prefixMan), "", func(k, v []byte) (bool, error) {
+		repo, d, err := splitRepoDigest(string(k[len(prefixMan):]))
+		if err != nil {
+			return false, err
+		}
+		m := Manifest{Digest: d}
+		if err := json.Unmarshal(v, &m); err != nil {
+			return false, fmt.Errorf("refgraph: manifest %q: %w", k, err)
+		}
+		return true, fn(repo, m)
+	})
+}

@@ -103,6 +103,12 @@ func New(graph *refgraph.Graph, store *chunkstore.Store, opts Options) (*Service
 // Run expires idle upload sessions and runs the converter until ctx is
 // done.
 func (s *Service) Run(ctx context.Context) {
+	migrated := make(chan struct{})
+	go func() {
+		s.migrateRefs(ctx)
+		close(migrated)
+	}()
+	defer func() { <-migrated }()
 	if s.convert.Workers > 0 {
 		done := make(chan struct{})
 		go func() {
