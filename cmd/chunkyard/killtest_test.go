@@ -13,8 +13,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -78,7 +80,7 @@ func TestKillDuringPushAndGC(t *testing.T) {
 	}
 	const repos = 3
 	acked := make([][]string, repos) // per repo, acknowledged tags in push order
-	var stats struct{ pushes, pulls, kills int }
+	var stats struct{ pushes, pulls, kills, gcRuns, repackRuns int }
 	rnd := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
 	for k := 0; k < kills; k++ {
 		srv := startServer(t, bin, data, cfgPath, fmt.Sprintf("kill%d", k))
@@ -107,6 +109,8 @@ func TestKillDuringPushAndGC(t *testing.T) {
 		cancel()
 		wg.Wait()
 		stats.kills++
+		stats.gcRuns += strings.Count(srv.log.String(), `msg="gc run"`)
+		stats.repackRuns += len(repackedRe.FindAllString(srv.log.String(), -1))
 
 		// Restart and verify.
 		srv = startServer(t, bin, data, cfgPath, fmt.Sprintf("verify%d", k))
@@ -144,10 +148,13 @@ func TestKillDuringPushAndGC(t *testing.T) {
 			t.Fatalf("after kill %d: fsck: %v\n%s\nserver log:\n%s", k, err, out, srv.log.String())
 		}
 	}
-	t.Logf("%d kills, %d acknowledged pushes, %d verified pulls, 0 losses", stats.kills, stats.pushes, stats.pulls)
+	t.Logf("%d kills, %d acknowledged pushes, %d verified pulls, 0 losses; %d GC runs completed between kills, %d of them repacked",
+		stats.kills, stats.pushes, stats.pulls, stats.gcRuns, stats.repackRuns)
 	out, _ := exec.Command(bin, "stats", "--data", data).CombinedOutput()
 	t.Logf("stats:\n%s", out)
 }
+
+var repackedRe = regexp.MustCompile(`msg="gc run".* packs_repacked=[1-9]`)
 
 // killImage is a small image: a gzip layer of files shared by every image
 // (with a new mtime, as a rebuild), and one of its own.
@@ -192,7 +199,7 @@ func startServer(t *testing.T, bin, data, cfg, name string) *server {
 	t.Helper()
 	s := &server{addr: freeAddr(t), log: &bytes.Buffer{}, done: make(chan error, 1)}
 	s.cmd = exec.Command(bin, "serve", "--addr", s.addr, "--data", data, "--gc-config", cfg,
-		"--pack-size", "1048576", "--log-level", "warn", "--codec-helpers", t.TempDir())
+		"--pack-size", "1048576", "--log-level", "info", "--codec-helpers", t.TempDir())
 	s.cmd.Stdout = io.Discard
 	s.cmd.Stderr = &syncWriter{w: s.log}
 	if err := s.cmd.Start(); err != nil {
