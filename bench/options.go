@@ -25,8 +25,8 @@ const (
 type Options struct {
 	// Polynomial is the chunker polynomial (default DefaultPolynomial).
 	Polynomial chunker.Pol
-	// Chunk sizes as in chunkstore.Options (defaults 512 KiB min, 2^20
-	// average, 8 MiB max).
+	// Chunk sizes as in chunkstore.Options (defaults 128 KiB min, 2^18
+	// average, 2 MiB max).
 	MinChunk, MaxChunk int
 	AverageBits        int
 	// Compression is chunkstore's zstd level for chunks (default: the

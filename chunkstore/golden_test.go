@@ -30,8 +30,19 @@ func TestGoldenChunkBoundaries(t *testing.T) {
 		want                        []uint32
 	}{
 		{
-			name:     "defaults 512KiB-1MiB-8MiB",
+			name:     "defaults 128KiB-256KiB-2MiB",
 			minChunk: DefaultMinChunk, maxChunk: DefaultMaxChunk, avgBits: DefaultAverageBits,
+			inputLen: 6 << 20,
+			want: []uint32{
+				389582, 139791, 191908, 757296, 343151, 397332, 202969, 344366,
+				138956, 240441, 131072, 131072, 131072, 131072, 131072, 488748,
+				219576, 205468, 411749, 814545, 169050, 181168,
+			},
+		},
+		{
+			// The defaults before 2026-11-23: data dirs made then keep them.
+			name:     "1MiB 512KiB-1MiB-8MiB",
+			minChunk: 512 << 10, maxChunk: 8 << 20, avgBits: 20,
 			inputLen: 24 << 20,
 			want: []uint32{
 				529373, 1689687, 547335, 1499377, 2087620, 958842, 1010383, 614771,
