@@ -17,7 +17,7 @@ import (
 
 // Defaults for Options.
 const (
-	DefaultPackSize    = 64 << 20
+	DefaultPackSize = 64 << 20
 	// 256 KiB average chunks: on the corpus of bench/corpus.md a rebuild
 	// stores 2.7x less than at 1 MiB, for 3x the chunk records (the
 	// curve is in that file).
