@@ -392,8 +392,13 @@ func (c *Collector) repackOne(ctx context.Context, pack string) (copied int64, d
 	return copied, dead, err
 }
 
-// deletePacks deletes retired packs past the pack grace period, and packs
-// the index has not known for the grace period.
+// tombstoneTTL is how long after its deletion a pack's tombstone refuses
+// late commits into it (beyond the grace period): far longer than any
+// write waits for its commit.
+const tombstoneTTL = 30 * 24 * time.Hour
+
+// deletePacks deletes retired packs past the pack grace period, and
+// retires packs the index has not known for the grace period.
 func (c *Collector) deletePacks(ctx context.Context, packCutoff, unknownCutoff time.Time, r *Report) error {
 	var retired []string
 	if err := c.graph.RetiredPacks(packCutoff, func(p string) error {
@@ -403,8 +408,8 @@ func (c *Collector) deletePacks(ctx context.Context, packCutoff, unknownCutoff t
 		return err
 	}
 	for _, name := range retired {
-		p, err := c.graph.Pack(name)
-		if err != nil {
+		p, err := c.graph.Pack(name) // none for a pack the index never knew
+		if err != nil && !errors.Is(err, refgraph.ErrNotFound) {
 			return err
 		}
 		if err := c.store.DeletePack(ctx, name); err != nil {
@@ -416,6 +421,8 @@ func (c *Collector) deletePacks(ctx context.Context, packCutoff, unknownCutoff t
 		r.PacksDeleted++
 		r.PackBytesDeleted += p.TotalBytes
 	}
+	// Packs unknown to the index for the grace period are retired like
+	// repacked ones: deleted by a later run, after the pack grace period.
 	var unknown []string
 	if err := c.store.ListPacks(ctx, func(name string, size int64) error {
 		first, known, err := c.graph.SeenUnknownPack(name)
@@ -427,13 +434,14 @@ func (c *Collector) deletePacks(ctx context.Context, packCutoff, unknownCutoff t
 		return err
 	}
 	for _, name := range unknown {
-		if err := c.store.DeletePack(ctx, name); err != nil {
+		ok, err := c.graph.RetireUnknownPack(name)
+		if err != nil {
 			return err
 		}
-		if err := c.graph.ForgetUnknownPack(name); err != nil {
-			return err
+		if ok {
+			r.UnknownPacks++
 		}
-		r.UnknownPacks++
 	}
-	return nil
+	_, err := c.graph.ExpireTombstones(unknownCutoff.Add(-tombstoneTTL))
+	return err
 }

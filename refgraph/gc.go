@@ -19,7 +19,7 @@ const (
 	prefixUsage   = "u/" // u/<repo>\x00<digest> -> manifests of repo naming digest (uvarint)
 	prefixUnused  = "y/" // y/<repo>\x00<digest> -> blob link unused by any manifest since (unix ns)
 	prefixUnref   = "z/" // z/<digest>           -> blob referenced by no link since (unix ns)
-	prefixRetired = "x/" // x/<pack>             -> no chunk record points into the pack since (unix ns)
+	prefixRetired = "x/" // x/<pack>             -> packState: retired (deleted after a grace period) or deleted (tombstone)
 	prefixPulled  = "a/" // a/<repo>\x00<digest> -> manifest last pulled at (unix ns)
 )
 
@@ -339,7 +339,7 @@ func (g *Graph) MovePack(pack string, ids []chunkstore.ID, moved []chunkstore.Ch
 		if old.LiveChunks != 0 {
 			return fmt.Errorf("pack %s: %d live chunks not moved: %w", pack, old.LiveChunks, ErrPackInUse)
 		}
-		return t.set(retiredKey(pack), encodeTime(t.now))
+		return t.set(retiredKey(pack), packState{since: t.now}.encode())
 	})
 	return dropped, err
 }
@@ -355,33 +355,111 @@ func (t *txn) chunk(id chunkstore.ID) (Chunk, error) {
 	return decodeChunk(id, v)
 }
 
-// RetiredPacks calls fn for each pack retired before cutoff.
-func (g *Graph) RetiredPacks(cutoff time.Time, fn func(pack string) error) error {
-	return g.scanStamps(prefixRetired, cutoff, fn)
+// A retired pack holds nothing the index needs: MovePack moved its live
+// chunks and dropped its dead records, or it is a pack the index never
+// knew (RetireUnknownPack). From then on no chunk record may point into it:
+// a writer that appended chunks to it before and commits only now gets
+// ErrChunkMissing and writes them again elsewhere (addChunkRef). After a
+// grace period, for pulls that looked chunks up before, the pack is deleted
+// (ForgetPack) and its x/ key stays as a tombstone, still refusing such
+// late commits, until ExpireTombstones.
+
+// packState is the value of an x/ key.
+type packState struct {
+	since   time.Time
+	deleted bool // a tombstone: the pack is gone from the backend
 }
 
-// ForgetPack removes a retired pack's records once it is deleted.
-func (g *Graph) ForgetPack(pack string) error {
-	return g.update(func(t *txn) error {
-		p, err := t.pack(pack)
+func (p packState) encode() []byte {
+	b := encodeTime(p.since)
+	if p.deleted {
+		return append(b, 2)
+	}
+	return append(b, 1)
+}
+
+func decodePackState(b []byte) (packState, error) {
+	if len(b) != 9 {
+		return packState{}, fmt.Errorf("refgraph: bad pack state of %d bytes", len(b))
+	}
+	ts, err := decodeTime(b[:8])
+	return packState{since: ts, deleted: b[8] == 2}, err
+}
+
+// scanPackStates calls fn for each x/ key in state deleted (or not) since
+// before cutoff.
+func (g *Graph) scanPackStates(deleted bool, cutoff time.Time, fn func(pack string) error) error {
+	return g.scan([]byte(prefixRetired), "", func(k, v []byte) (bool, error) {
+		st, err := decodePackState(v)
 		if err != nil {
-			return err
+			return false, fmt.Errorf("%q: %w", k, err)
 		}
-		if p.LiveChunks != 0 {
-			return fmt.Errorf("pack %s: %w", pack, ErrPackInUse)
+		if st.deleted == deleted && st.since.Before(cutoff) {
+			return true, fn(string(k[len(prefixRetired):]))
 		}
-		t.stats.Packs--
-		t.stats.PackBytes -= p.TotalBytes
-		delete(t.packs, pack)
-		if err := t.del(packKey(pack)); err != nil {
-			return err
-		}
-		return t.del(retiredKey(pack))
+		return true, nil
 	})
 }
 
-// Retired reports whether pack is retired (waiting to be deleted).
+// RetiredPacks calls fn for each pack retired before cutoff and not
+// deleted yet.
+func (g *Graph) RetiredPacks(cutoff time.Time, fn func(pack string) error) error {
+	return g.scanPackStates(false, cutoff, fn)
+}
+
+// ForgetPack records that a retired pack was deleted from the backend: its
+// record goes, its x/ key becomes a tombstone.
+func (g *Graph) ForgetPack(pack string) error {
+	return g.update(func(t *txn) error {
+		if ok, err := t.has(packKey(pack)); err != nil {
+			return err
+		} else if ok {
+			p, err := t.pack(pack)
+			if err != nil {
+				return err
+			}
+			if p.LiveChunks != 0 {
+				return fmt.Errorf("pack %s: %w", pack, ErrPackInUse)
+			}
+			t.stats.Packs--
+			t.stats.PackBytes -= p.TotalBytes
+			delete(t.packs, pack)
+			if err := t.del(packKey(pack)); err != nil {
+				return err
+			}
+		}
+		if err := t.del([]byte(prefixUnknown + pack)); err != nil {
+			return err
+		}
+		return t.set(retiredKey(pack), packState{since: t.now, deleted: true}.encode())
+	})
+}
+
+// ExpireTombstones removes the tombstones of packs deleted before cutoff
+// and returns how many.
+func (g *Graph) ExpireTombstones(cutoff time.Time) (int, error) {
+	var packs []string
+	if err := g.scanPackStates(true, cutoff, func(p string) error { packs = append(packs, p); return nil }); err != nil {
+		return 0, err
+	}
+	if len(packs) == 0 {
+		return 0, nil
+	}
+	return len(packs), g.update(func(t *txn) error {
+		for _, p := range packs {
+			if err := t.del(retiredKey(p)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// Retired reports whether pack is retired or deleted.
 func (g *Graph) Retired(pack string) (bool, error) { return g.has(retiredKey(pack)) }
+
+// retired reports whether no chunk record may point into pack any more.
+func (t *txn) retired(pack string) (bool, error) { return t.has(retiredKey(pack)) }
 
 // TagRecord is a tag with what it points at.
 type TagRecord struct {
@@ -527,18 +605,26 @@ func (g *Graph) SeenUnknownPack(pack string) (first time.Time, known bool, err e
 	return first, known, err
 }
 
-// ForgetUnknownPack clears pack's record after it was deleted, unless the
-// index knows the pack after all, in which case it returns ErrPackInUse.
-func (g *Graph) ForgetUnknownPack(pack string) error {
-	return g.update(func(t *txn) error {
+// RetireUnknownPack retires a pack the index does not know (as MovePack
+// retires a repacked one), so that a later run deletes it after the pack
+// grace period and no late commit can point into it; false if the index
+// knows the pack by now.
+func (g *Graph) RetireUnknownPack(pack string) (bool, error) {
+	done := false
+	err := g.update(func(t *txn) error {
 		if ok, err := t.has(packKey(pack)); err != nil || ok {
-			if ok {
-				return fmt.Errorf("pack %s: %w", pack, ErrPackInUse)
-			}
 			return err
 		}
-		return t.del([]byte(prefixUnknown + pack))
+		if ok, err := t.retired(pack); err != nil || ok {
+			return err
+		}
+		done = true
+		if err := t.del([]byte(prefixUnknown + pack)); err != nil {
+			return err
+		}
+		return t.set(retiredKey(pack), packState{since: t.now}.encode())
 	})
+	return done, err
 }
 
 // Pack returns pack's record.

@@ -107,3 +107,46 @@ func TestCheckRepairs(t *testing.T) {
 	mustChunkRefs(t, g, "x", 1)
 	mustRefs(t, g, d, 1)
 }
+
+// TestRetiredPackRefusesLateCommits: chunks a writer appended to a pack
+// before GC retired it (they were not indexed yet, so not copied) cannot
+// be indexed there afterwards, before or after the pack's deletion: the
+// commit gets ErrChunkMissing and the writer stores them again.
+func TestRetiredPackRefusesLateCommits(t *testing.T) {
+	g := openTest(t)
+	// p0: repacked while a write into it was not committed yet.
+	if _, err := g.MovePack("p0", []chunkstore.ID{chunkID("late")}, nil); err != nil {
+		t.Fatal(err)
+	}
+	d := digest.FromString("late blob")
+	if err := g.CommitBlob("r", d, 10, written("p0", "late")); !errors.Is(err, ErrChunkMissing) {
+		t.Fatalf("commit into a retired pack: %v", err)
+	}
+	if err := g.ForgetPack("p0"); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.CommitBlob("r", d, 10, written("p0", "late")); !errors.Is(err, ErrChunkMissing) {
+		t.Fatalf("commit into a deleted pack: %v", err)
+	}
+	// p1: in the backend, unknown to the index for the grace period.
+	if ok, err := g.RetireUnknownPack("p1"); err != nil || !ok {
+		t.Fatalf("retire unknown: %v %v", ok, err)
+	}
+	if err := g.CommitBlob("r", d, 10, written("p1", "late")); !errors.Is(err, ErrChunkMissing) {
+		t.Fatalf("commit into a retired unknown pack: %v", err)
+	}
+	// Written again elsewhere, the commit goes through.
+	if err := g.CommitBlob("r", d, 10, written("p2", "late")); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := g.RetireUnknownPack("p2"); err != nil || ok {
+		t.Fatalf("a known pack retired as unknown: %v %v", ok, err)
+	}
+	if r, err := g.Check(false); err != nil || !r.OK() {
+		t.Fatalf("check: %+v %v", r, err)
+	}
+	// Tombstones expire.
+	if n, err := g.ExpireTombstones(time.Now().Add(time.Hour)); err != nil || n != 1 {
+		t.Fatalf("expired %d tombstones: %v", n, err)
+	}
+}

@@ -327,6 +327,13 @@ func (t *txn) addChunkRef(id chunkstore.ID, delta int64, loc *chunkstore.Locatio
 		if loc == nil || delta < 0 {
 			return fmt.Errorf("chunk %s: %w", id, ErrChunkMissing)
 		}
+		// A pack retired by garbage collection takes no new records: the
+		// chunk was written there before, and is written again.
+		if dead, err := t.retired(loc.Pack); err != nil {
+			return err
+		} else if dead {
+			return fmt.Errorf("chunk %s in retired pack %s: %w", id, loc.Pack, ErrChunkMissing)
+		}
 		rec = Chunk{ID: id, Loc: *loc}
 	case err != nil:
 		return err
