@@ -181,9 +181,14 @@ func (g *Graph) Check(repair bool) (*CheckReport, error) {
 		}
 	}
 
-	// Chunks: refs against the blobs; live bytes per pack.
+	// Chunks: refs against the blobs; live bytes per pack; none in a
+	// retired or deleted pack.
 	type packSum struct{ live, chunks int64 }
 	packs := map[string]*packSum{}
+	retired, err := stampSet(prefixRetired)
+	if err != nil {
+		return nil, err
+	}
 	if err := iter(prefixChunk, func(k, v []byte) error {
 		var id chunkstore.ID
 		copy(id[:], k[len(prefixChunk):])
@@ -192,6 +197,9 @@ func (g *Graph) Check(repair bool) (*CheckReport, error) {
 			return err
 		}
 		r.Chunks++
+		if retired[c.Loc.Pack] {
+			r.problem(true, "chunk %s: in pack %s, which garbage collection retired", id, c.Loc.Pack)
+		}
 		if want := chunkRefs[id]; c.Refs != want {
 			r.problem(false, "chunk %s: refs %d, blob references %d", id, c.Refs, want)
 			c.Refs = want
