@@ -321,9 +321,7 @@ func (c *Collector) repack(ctx context.Context, cfg Config, r *Report) error {
 		todo = append(todo, small...)
 	}
 	// The emptiest first: they free the most for the least copying.
-	slices.SortFunc(todo, func(a, b refgraph.Pack) int {
-		return compareFraction(a, b)
-	})
+	slices.SortFunc(todo, compareFraction)
 	var copied int64
 	for _, p := range todo {
 		if err := ctx.Err(); err != nil {
