@@ -114,7 +114,22 @@ func (g *Graph) Check(repair bool) (*CheckReport, error) {
 	}); err != nil {
 		return nil, err
 	}
-	t.stats.Repos = int64(len(repos))
+	// Repositories are counted by their r/ keys: one stays listed after GC
+	// reaped its last link (as in distribution's catalog).
+	if err := iter(prefixRepo, func(k, _ []byte) error {
+		t.stats.Repos++
+		delete(repos, string(k[len(prefixRepo):]))
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	for repo := range repos {
+		r.problem(false, "repository %q has links or manifests but no catalog entry", repo)
+		if err := fix(repoKey(repo), []byte{}); err != nil {
+			return nil, err
+		}
+		t.stats.Repos++
+	}
 
 	// Blobs: refs against the links, unreferenced stamps, chunk counts.
 	unref, err := stampSet(prefixUnref)

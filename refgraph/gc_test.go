@@ -150,3 +150,19 @@ func TestRetiredPackRefusesLateCommits(t *testing.T) {
 		t.Fatalf("expired %d tombstones: %v", n, err)
 	}
 }
+
+// TestCheckCountsEmptyRepos: a repository whose last link went (GC reaped
+// it) stays in the catalog, and the recount agrees.
+func TestCheckCountsEmptyRepos(t *testing.T) {
+	g := openTest(t)
+	d := digest.FromString("only")
+	if err := g.CommitBlob("empty/soon", d, 10, written("p0", "x")); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.UnlinkBlob("empty/soon", d); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := g.Check(false); err != nil || !r.OK() {
+		t.Fatalf("check: %+v %v", r, err)
+	}
+}
