@@ -172,32 +172,36 @@ func (s *server) getBlob(w http.ResponseWriter, r *http.Request, repo string) er
 	if err != nil {
 		return err
 	}
+	off, length, partial, err := parseRange(r.Header.Get("Range"), size)
+	if err != nil {
+		w.Header().Set("Content-Range", fmt.Sprintf("bytes */%d", size))
+		return err
+	}
+	// Open before any header describes the blob: garbage collection may
+	// remove the link between the stat and the open, and the answer must
+	// then be a clean error, not a 404 claiming the blob's length.
+	var rc io.ReadCloser
+	if r.Method != http.MethodHead {
+		if rc, _, err = s.reg.OpenBlob(r.Context(), repo, d, off, length); err != nil {
+			return err
+		}
+		defer rc.Close()
+	}
 	h := w.Header()
 	h.Set("Docker-Content-Digest", d.String())
 	h.Set("Accept-Ranges", "bytes")
 	h.Set("Content-Type", "application/octet-stream")
 	h.Set("ETag", `"`+d.String()+`"`)
-	off, length, partial, err := parseRange(r.Header.Get("Range"), size)
-	if err != nil {
-		h.Set("Content-Range", fmt.Sprintf("bytes */%d", size))
-		return err
-	}
 	h.Set("Content-Length", strconv.FormatInt(length, 10))
 	status := http.StatusOK
 	if partial {
 		h.Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", off, off+length-1, size))
 		status = http.StatusPartialContent
 	}
-	if r.Method == http.MethodHead {
-		w.WriteHeader(status)
+	w.WriteHeader(status)
+	if rc == nil {
 		return nil
 	}
-	rc, _, err := s.reg.OpenBlob(r.Context(), repo, d, off, length)
-	if err != nil {
-		return err
-	}
-	defer rc.Close()
-	w.WriteHeader(status)
 	if _, err := io.Copy(w, rc); err != nil {
 		// The status is sent: abort the connection so the client cannot
 		// take a short or corrupt body for the blob.
