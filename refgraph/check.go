@@ -334,7 +334,36 @@ func (g *Graph) Check(repair bool) (*CheckReport, error) {
 	}
 
 	// Queue, encodings, counters.
-	if err := iter(prefixQueue, func(_, _ []byte) error { t.stats.PendingConversions++; return nil }); err != nil {
+	scheduled, err := stampSet(prefixSchedule)
+	if err != nil {
+		return nil, err
+	}
+	if err := iter(prefixQueue, func(k, v []byte) error {
+		t.stats.PendingConversions++
+		d := digest.Digest(k[len(prefixQueue):])
+		var q queueValue
+		if err := json.Unmarshal(v, &q); err != nil {
+			return fmt.Errorf("refgraph: queue entry %q: %w", k, err)
+		}
+		sk := string(scheduleKey(q.due(), d)[len(prefixSchedule):])
+		if !scheduled[sk] {
+			r.problem(false, "queue entry %s has no schedule key", d)
+			if err := fix(scheduleKey(q.due(), d), []byte{}); err != nil {
+				return err
+			}
+		}
+		delete(scheduled, sk)
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	for sk := range scheduled {
+		r.problem(false, "schedule key of no queue entry: %q", sk)
+		if err := fix([]byte(prefixSchedule+sk), nil); err != nil {
+			return nil, err
+		}
+	}
+	if err := iter(prefixFailed, func(_, _ []byte) error { t.stats.FailedConversions++; return nil }); err != nil {
 		return nil, err
 	}
 	if err := iter(prefixEncoding, func(k, v []byte) error {

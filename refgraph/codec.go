@@ -23,7 +23,7 @@ const (
 	prefixPack    = "p/"
 	keyVersion    = "\x00version"
 	keyStats      = "\x00stats"
-	schemaVersion = "1"
+	schemaVersion = "2"
 )
 
 func repoKey(repo string) []byte     { return []byte(prefixRepo + repo) }

@@ -15,14 +15,46 @@ import (
 // opaque that may be layers, waiting for the background converter to chunk
 // them, split if they are layers. A q/ key is set in the batch that
 // commits the blob, so a crash loses no entry, and removed in the batch
-// that converts it (or gives up on it).
+// that converts it (or gives up on it). Its w/ key orders the queue by the
+// time the entry is due: the oldest first, and an entry whose conversion
+// failed only after its backoff (ConversionFailed). An entry that keeps
+// failing is abandoned (AbandonConversion): the blob stays as it is (a
+// pending blob is then served from its file) and a k/ key records why.
 
-const prefixQueue = "q/"
+const (
+	prefixQueue    = "q/" // q/<digest> -> queueValue
+	prefixSchedule = "w/" // w/<due, unix ns, 8 bytes big endian><digest> -> empty
+	prefixFailed   = "k/" // k/<digest> -> failedValue: conversion abandoned
+)
 
 func queueKey(d digest.Digest) []byte { return []byte(prefixQueue + string(d)) }
+func failedKey(d digest.Digest) []byte { return []byte(prefixFailed + string(d)) }
+
+func scheduleKey(due time.Time, d digest.Digest) []byte {
+	k := binary.BigEndian.AppendUint64([]byte(prefixSchedule), uint64(due.UnixNano()))
+	return append(k, d...)
+}
 
 type queueValue struct {
-	Queued time.Time `json:"t"`
+	Queued    time.Time `json:"t"`
+	Attempts  int       `json:"n,omitempty"`
+	LastError string    `json:"e,omitempty"`
+	// Due is when the entry may be tried (its w/ key); zero in entries
+	// written before schema version 2, which were due at Queued.
+	Due time.Time `json:"d,omitzero"`
+}
+
+func (q queueValue) due() time.Time {
+	if q.Due.IsZero() {
+		return q.Queued
+	}
+	return q.Due
+}
+
+type failedValue struct {
+	Attempts  int       `json:"n"`
+	LastError string    `json:"e"`
+	At        time.Time `json:"t"`
 }
 
 // ErrNotOpaque means a blob to convert is no longer stored opaque.
@@ -56,31 +88,211 @@ func (g *Graph) CommitPending(repo string, d digest.Digest, size int64) (created
 }
 
 func (t *txn) enqueue(d digest.Digest) error {
-	v, err := json.Marshal(queueValue{Queued: time.Now().UTC()})
+	now := t.now.UTC()
+	v, err := json.Marshal(queueValue{Queued: now, Due: now})
 	if err != nil {
 		return err
 	}
 	t.stats.PendingConversions++
+	if err := t.set(scheduleKey(now, d), nil); err != nil {
+		return err
+	}
 	return t.set(queueKey(d), v)
 }
 
+// queued returns d's queue entry; ok=false if d is not queued.
+func (t *txn) queued(d digest.Digest) (q queueValue, ok bool, err error) {
+	v, err := t.get(queueKey(d))
+	if errors.Is(err, ErrNotFound) {
+		return q, false, nil
+	}
+	if err != nil {
+		return q, false, err
+	}
+	if err := json.Unmarshal(v, &q); err != nil {
+		return q, false, fmt.Errorf("refgraph: queue entry of %s: %w", d, err)
+	}
+	return q, true, nil
+}
+
+// dequeue takes d off the queue, and forgets an abandoned conversion of it.
 func (t *txn) dequeue(d digest.Digest) error {
-	ok, err := t.has(queueKey(d))
+	if err := t.forgetFailed(d); err != nil {
+		return err
+	}
+	q, ok, err := t.queued(d)
 	if err != nil || !ok {
 		return err
 	}
 	t.stats.PendingConversions--
+	if err := t.del(scheduleKey(q.due(), d)); err != nil {
+		return err
+	}
 	return t.del(queueKey(d))
 }
 
-// Queued returns up to n blobs waiting for conversion, oldest key first.
+func (t *txn) forgetFailed(d digest.Digest) error {
+	ok, err := t.has(failedKey(d))
+	if err != nil || !ok {
+		return err
+	}
+	t.stats.FailedConversions--
+	return t.del(failedKey(d))
+}
+
+// QueueEntry is a blob waiting for the converter.
+type QueueEntry struct {
+	Digest    digest.Digest `json:"digest"`
+	Queued    time.Time     `json:"queued"`
+	Due       time.Time     `json:"due"`
+	Attempts  int           `json:"attempts"`             // failed attempts so far
+	LastError string        `json:"last_error,omitempty"` // of the last failed attempt
+}
+
+// Queue calls fn for each queued blob, the earliest due first.
+func (g *Graph) Queue(fn func(QueueEntry) error) error {
+	return g.scan([]byte(prefixSchedule), "", func(k, _ []byte) (bool, error) {
+		e, err := g.queueEntry(k)
+		if err != nil {
+			return false, err
+		}
+		return true, fn(e)
+	})
+}
+
+// queueEntry reads the queue entry a w/ key schedules.
+func (g *Graph) queueEntry(k []byte) (QueueEntry, error) {
+	if len(k) < len(prefixSchedule)+8 {
+		return QueueEntry{}, fmt.Errorf("refgraph: bad queue key %q", k)
+	}
+	d := digest.Digest(k[len(prefixSchedule)+8:])
+	v, err := g.get(queueKey(d))
+	if err != nil {
+		return QueueEntry{}, fmt.Errorf("refgraph: queue entry of %s: %w", d, err)
+	}
+	var q queueValue
+	if err := json.Unmarshal(v, &q); err != nil {
+		return QueueEntry{}, fmt.Errorf("refgraph: queue entry of %s: %w", d, err)
+	}
+	return QueueEntry{Digest: d, Queued: q.Queued, Due: q.due(), Attempts: q.Attempts, LastError: q.LastError}, nil
+}
+
+// Queued returns up to n queued blobs, the earliest due first, whether due
+// yet or not.
 func (g *Graph) Queued(n int) ([]digest.Digest, error) {
-	names, _, err := g.list([]byte(prefixQueue), "", n)
-	out := make([]digest.Digest, len(names))
-	for i, s := range names {
-		out[i] = digest.Digest(s)
+	var out []digest.Digest
+	err := g.Queue(func(e QueueEntry) error {
+		if len(out) == n {
+			return errStop
+		}
+		out = append(out, e.Digest)
+		return nil
+	})
+	if errors.Is(err, errStop) {
+		err = nil
 	}
 	return out, err
+}
+
+var errStop = errors.New("stop")
+
+// DueConversions returns up to n queue entries due at now, the earliest
+// first, and when the next entry not due yet will be (zero if none).
+func (g *Graph) DueConversions(now time.Time, n int) ([]QueueEntry, time.Time, error) {
+	var (
+		out  []QueueEntry
+		next time.Time
+	)
+	err := g.Queue(func(e QueueEntry) error {
+		if e.Due.After(now) {
+			next = e.Due
+			return errStop
+		}
+		if len(out) == n {
+			return errStop
+		}
+		out = append(out, e)
+		return nil
+	})
+	if errors.Is(err, errStop) {
+		err = nil
+	}
+	return out, next, err
+}
+
+// ConversionFailed records a failed attempt to convert d and schedules the
+// next one at retry. It returns the attempts so far; 0 if d is no longer
+// queued (converted or deleted meanwhile).
+func (g *Graph) ConversionFailed(d digest.Digest, cause string, retry time.Time) (int, error) {
+	attempts := 0
+	err := g.update(func(t *txn) error {
+		q, ok, err := t.queued(d)
+		if err != nil || !ok {
+			return err
+		}
+		if err := t.del(scheduleKey(q.due(), d)); err != nil {
+			return err
+		}
+		q.Attempts++
+		q.LastError, q.Due = truncate(cause, 1000), retry.UTC()
+		attempts = q.Attempts
+		v, err := json.Marshal(q)
+		if err != nil {
+			return err
+		}
+		if err := t.set(scheduleKey(q.Due, d), nil); err != nil {
+			return err
+		}
+		return t.set(queueKey(d), v)
+	})
+	return attempts, err
+}
+
+// AbandonConversion takes d off the queue after its conversion failed for
+// the last time: the blob stays as it is (a pending blob is served from
+// its file) and FailedConversions lists it with why.
+func (g *Graph) AbandonConversion(d digest.Digest, cause string) error {
+	return g.update(func(t *txn) error {
+		q, ok, err := t.queued(d)
+		if err != nil || !ok {
+			return err
+		}
+		if err := t.dequeue(d); err != nil {
+			return err
+		}
+		v, err := json.Marshal(failedValue{Attempts: q.Attempts + 1, LastError: truncate(cause, 1000), At: t.now.UTC()})
+		if err != nil {
+			return err
+		}
+		t.stats.FailedConversions++
+		return t.set(failedKey(d), v)
+	})
+}
+
+// FailedConversion is a blob whose conversion was abandoned.
+type FailedConversion struct {
+	Digest    digest.Digest `json:"digest"`
+	Attempts  int           `json:"attempts"`
+	LastError string        `json:"last_error"`
+	At        time.Time     `json:"at"`
+}
+
+// FailedConversions calls fn for each blob whose conversion was abandoned.
+func (g *Graph) FailedConversions(fn func(FailedConversion) error) error {
+	return g.scan([]byte(prefixFailed), "", func(k, v []byte) (bool, error) {
+		var f failedValue
+		if err := json.Unmarshal(v, &f); err != nil {
+			return false, fmt.Errorf("refgraph: %q: %w", k, err)
+		}
+		return true, fn(FailedConversion{Digest: digest.Digest(k[len(prefixFailed):]), Attempts: f.Attempts, LastError: f.LastError, At: f.At})
+	})
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
 }
 
 // ConvertBlob stores pending or opaque blob d as chunks: chunks is what

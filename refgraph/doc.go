@@ -9,10 +9,11 @@
 // the edge that causes it. Writers are serialised by a mutex so that the
 // read-modify-write of counts is consistent; readers never block.
 //
-// Key schema (version 1). Names and tags can hold no NUL byte, so NUL
-// separates the parts of a key; digests are written as "algo:hex".
+// Key schema (version 2; migrate.go turns older indexes into it). Names
+// and tags can hold no NUL byte, so NUL separates the parts of a key;
+// digests are written as "algo:hex".
 //
-//	\x00version                      -> "1"
+//	\x00version                      -> "2"
 //	\x00stats                        -> counters (see Stats)
 //	r/<repo>                         -> repository exists (catalog)
 //	t/<repo>\x00<tag>                -> tagValue{digest, pushed at}
@@ -22,7 +23,9 @@
 //	b/<digest>                       -> blobValue{size, refs, chunk ids and raw lengths, kind, layout}
 //	c/<chunk id, 32 bytes>           -> chunkValue{refs, pack, offset, stored and raw length, compressed}
 //	p/<pack>                         -> packValue{total stored bytes, live stored bytes, chunks}
-//	q/<digest>                       -> queued for conversion into a split layer (convert.go)
+//	q/<digest>                       -> queued for conversion into a split layer: queued at, failed attempts, last error (convert.go)
+//	w/<due, unix ns BE 8><digest>    -> schedule of the conversion queue, earliest due first
+//	k/<digest>                       -> conversion abandoned after repeated failures: attempts, last error
 //	e/<encoder> <output class>       -> split layers whose recipe names this encoder class (int64)
 //	u/<repo>\x00<digest>             -> manifests of repo naming digest (uvarint; gc.go)
 //	y/<repo>\x00<digest>             -> blob link no manifest uses, since (unix ns)

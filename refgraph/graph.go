@@ -62,6 +62,7 @@ type Stats struct {
 	PendingConversions int64 `json:"pending_conversions"` // blobs queued for the layer converter
 	PendingBytes       int64 `json:"pending_bytes"`       // bytes of blobs not chunked yet (KindPending)
 	ConvertedBlobs     int64 `json:"converted_blobs"`     // blobs stored as split layers
+	FailedConversions  int64 `json:"failed_conversions"`  // blobs whose conversion was abandoned (kept as received)
 }
 
 // Open opens (creating if needed) the index in dir.
@@ -96,7 +97,9 @@ func (g *Graph) init() error {
 	case err != nil:
 		return err
 	case string(v) != schemaVersion:
-		return fmt.Errorf("refgraph: index schema version %q, this build reads %q", v, schemaVersion)
+		if err := g.migrate(string(v)); err != nil {
+			return err
+		}
 	}
 	st, err := g.get([]byte(keyStats))
 	if err != nil {

@@ -37,6 +37,13 @@ type ConvertOptions struct {
 	// MaxYield is how long one conversion may pause, in all, while pushes
 	// are in flight (default 2 minutes; negative: never pause).
 	MaxYield time.Duration
+	// A conversion that fails (its file unreadable, the disk full, the
+	// index failing) is retried after RetryBase (default 10 s), doubling
+	// up to RetryMax (default 1 h), at most MaxAttempts times in all
+	// (default 10, about 2.5 hours); then it is abandoned and the blob
+	// stays as received, served from its pending file.
+	RetryBase, RetryMax time.Duration
+	MaxAttempts         int
 }
 
 func (o *ConvertOptions) setDefaults() {
@@ -49,6 +56,24 @@ func (o *ConvertOptions) setDefaults() {
 	if o.MaxYield == 0 {
 		o.MaxYield = 2 * time.Minute
 	}
+	if o.RetryBase <= 0 {
+		o.RetryBase = 10 * time.Second
+	}
+	if o.RetryMax <= 0 {
+		o.RetryMax = time.Hour
+	}
+	if o.MaxAttempts <= 0 {
+		o.MaxAttempts = 10
+	}
+}
+
+// retryDelay is the backoff before attempt n+1 after n failed attempts.
+func (o *ConvertOptions) retryDelay(n int) time.Duration {
+	d := o.RetryBase
+	for i := 1; i < n && d < o.RetryMax; i++ {
+		d *= 2
+	}
+	return min(d, o.RetryMax)
 }
 
 // errNotLayer is why a blob stays opaque; it is not a failure.
@@ -61,7 +86,8 @@ func (s *Service) kickConverter() {
 	}
 }
 
-// runConverter converts queued blobs until ctx is done.
+// runConverter converts queued blobs until ctx is done, the earliest due
+// first; a failed conversion is retried with backoff (conversionFailed).
 func (s *Service) runConverter(ctx context.Context) {
 	if err := s.sweepPending(); err != nil {
 		s.log.Error("sweeping pending blobs", "err", err)
@@ -70,12 +96,13 @@ func (s *Service) runConverter(ctx context.Context) {
 	busy := map[digest.Digest]bool{}
 	done := make(chan digest.Digest)
 	for {
-		queued, err := s.graph.Queued(4 * s.convert.Workers)
+		now := time.Now()
+		due, next, err := s.graph.DueConversions(now, 4*s.convert.Workers)
 		if err != nil {
 			s.log.Error("reading the conversion queue", "err", err)
 		}
-		for _, d := range queued {
-			if busy[d] {
+		for _, e := range due {
+			if busy[e.Digest] {
 				continue
 			}
 			select {
@@ -83,17 +110,23 @@ func (s *Service) runConverter(ctx context.Context) {
 			default:
 				continue // all workers busy; the rest waits
 			}
-			busy[d] = true
+			busy[e.Digest] = true
 			go func() {
-				if err := s.convertOne(ctx, d); err != nil && ctx.Err() == nil {
-					s.log.Error("converting blob", "digest", d, "err", err)
+				if err := s.convertOne(ctx, e.Digest); err != nil && ctx.Err() == nil {
+					s.conversionFailed(e, err)
 				}
 				<-slots
-				done <- d
+				done <- e.Digest
 			}()
 		}
+		wait := 5 * time.Second
+		if !next.IsZero() {
+			wait = min(wait, max(next.Sub(now), 10*time.Millisecond))
+		}
+		timer := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
+			timer.Stop()
 			for len(busy) > 0 { // let running conversions stop
 				delete(busy, <-done)
 			}
@@ -101,8 +134,32 @@ func (s *Service) runConverter(ctx context.Context) {
 		case d := <-done:
 			delete(busy, d)
 		case <-s.kick:
-		case <-time.After(5 * time.Second):
+		case <-timer.C:
 		}
+		timer.Stop()
+	}
+}
+
+// conversionFailed schedules the next attempt at converting e's blob, or
+// abandons it after the last attempt: the blob then stays as received.
+func (s *Service) conversionFailed(e refgraph.QueueEntry, cause error) {
+	attempt := e.Attempts + 1
+	if attempt >= s.convert.MaxAttempts {
+		what := "it stays as received, served from its pending file"
+		if _, err := os.Stat(s.pendingPath(e.Digest)); errors.Is(err, os.ErrNotExist) {
+			what = "its pending file is missing: the blob cannot be served"
+		}
+		s.log.Error("giving up converting blob; "+what, "digest", e.Digest, "attempts", attempt, "err", cause)
+		if err := s.graph.AbandonConversion(e.Digest, cause.Error()); err != nil {
+			s.log.Error("recording an abandoned conversion", "digest", e.Digest, "err", err)
+		}
+		return
+	}
+	delay := s.convert.retryDelay(attempt)
+	s.log.Warn("converting blob failed; will retry", "digest", e.Digest, "attempt", attempt,
+		"max_attempts", s.convert.MaxAttempts, "retry_in", delay, "err", cause)
+	if _, err := s.graph.ConversionFailed(e.Digest, cause.Error(), time.Now().Add(delay)); err != nil {
+		s.log.Error("recording a failed conversion", "digest", e.Digest, "err", err)
 	}
 }
 

@@ -26,6 +26,7 @@ type env struct {
 	dir     string
 	convert ConvertOptions
 	layers  *chunkstore.FileCache
+	log     *slog.Logger // nil: discard
 	graph   *refgraph.Graph
 	store   *chunkstore.Store
 	svc     *Service
@@ -52,8 +53,12 @@ func (e *env) open() {
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	log := e.log
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
 	e.svc, err = New(e.graph, e.store, Options{UploadDir: filepath.Join(e.dir, "uploads"), UploadTTL: time.Hour, Convert: e.convert, LayerCache: e.layers,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		Logger: log})
 	if err != nil {
 		e.t.Fatal(err)
 	}

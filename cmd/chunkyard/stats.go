@@ -16,7 +16,11 @@ import (
 	"slices"
 	"strings"
 	"text/tabwriter"
+	"time"
 )
+
+// maxListed bounds the conversions stats lists one by one.
+const maxListed = 20
 
 // statsReport is what `chunkyard stats` prints; its JSON names are an
 // interface for scripts.
@@ -38,6 +42,12 @@ type statsReport struct {
 	PendingBlobs    int64   `json:"pending_conversions"`
 	PendingBytes    int64   `json:"pending_bytes"`
 	ConvertedBlobs  int64   `json:"converted_blobs"`
+	// Retrying lists queued conversions that failed at least once (at
+	// most maxListed); Failed, conversions abandoned after repeated
+	// failures, whose blobs stay as received.
+	Retrying    []refgraph.QueueEntry       `json:"conversions_retrying"`
+	FailedCount int64                       `json:"failed_conversions"`
+	Failed      []refgraph.FailedConversion `json:"failed_conversions_list"`
 	// Encodings counts split layers per encoder output class, the
 	// encoder and the version of the code whose output they reproduce.
 	Encodings map[string]int64 `json:"encodings"`
@@ -89,6 +99,24 @@ func stats(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if rep.Encodings, err = data.graph.Encodings(); err != nil {
 		return err
 	}
+	rep.Retrying, rep.Failed = []refgraph.QueueEntry{}, []refgraph.FailedConversion{}
+	rep.FailedCount = g.FailedConversions
+	if err := data.graph.Queue(func(e refgraph.QueueEntry) error {
+		if e.Attempts > 0 && len(rep.Retrying) < maxListed {
+			rep.Retrying = append(rep.Retrying, e)
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	if err := data.graph.FailedConversions(func(f refgraph.FailedConversion) error {
+		if len(rep.Failed) < maxListed {
+			rep.Failed = append(rep.Failed, f)
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
 	if err := data.graph.Packs(func(p refgraph.Pack) error {
 		if retired, err := data.graph.Retired(p.Name); err != nil || retired {
 			rep.RetiredPacks++
@@ -137,6 +165,13 @@ func stats(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(tw, "  encoded by\t%d\t%s\n", rep.Encodings[class], class)
 	}
 	fmt.Fprintf(tw, "pending\t%d\t(%s received, waiting for the converter)\n", rep.PendingBlobs, bench.HumanBytes(rep.PendingBytes))
+	for _, e := range rep.Retrying {
+		fmt.Fprintf(tw, "  retrying\t%s\t%d failed attempts, next at %s: %s\n", e.Digest, e.Attempts, e.Due.Format(time.RFC3339), e.LastError)
+	}
+	fmt.Fprintf(tw, "conversions abandoned\t%d\t(blobs kept as received after repeated failures)\n", rep.FailedCount)
+	for _, f := range rep.Failed {
+		fmt.Fprintf(tw, "  failed\t%s\t%d attempts, last at %s: %s\n", f.Digest, f.Attempts, f.At.Format(time.RFC3339), f.LastError)
+	}
 	fmt.Fprintf(tw, "layer cache\t%d\t(%s of encoded layers, a cache, not storage)\n", rep.LayerCacheBytes, bench.HumanBytes(rep.LayerCacheBytes))
 	if data.s3 != nil {
 		fmt.Fprintf(tw, "s3 objects\t%d\t(%s in the bucket under the prefix)\n", rep.S3Objects, bench.HumanBytes(rep.S3Bytes))
