@@ -27,7 +27,7 @@ const (
 	prefixFailed   = "k/" // k/<digest> -> failedValue: conversion abandoned
 )
 
-func queueKey(d digest.Digest) []byte { return []byte(prefixQueue + string(d)) }
+func queueKey(d digest.Digest) []byte  { return []byte(prefixQueue + string(d)) }
 func failedKey(d digest.Digest) []byte { return []byte(prefixFailed + string(d)) }
 
 func scheduleKey(due time.Time, d digest.Digest) []byte {
