@@ -12,6 +12,8 @@ import (
 	"log/slog"
 	"runtime"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/chunkyard/chunkyard/chunkstore"
 	"github.com/chunkyard/chunkyard/refgraph"
@@ -55,6 +57,14 @@ type Assembler struct {
 	bufs     sync.Pool             // *[]byte chunk buffers, handed back by readers
 	layers   *chunkstore.FileCache // encoded layers; nil: none
 	encodes  chan struct{}         // semaphore of layer encodes running
+	paced    bool
+
+	ctx     context.Context // ends at Close: stops fills
+	stop    context.CancelFunc
+	wg      sync.WaitGroup // fills running
+	fillsMu sync.Mutex
+	fills   map[string]*fill // by layer cache key
+	stats   layerStats
 }
 
 // Options configure an Assembler.
@@ -68,7 +78,12 @@ type Options struct {
 	// cold pulls cannot exhaust CPU or memory; more wait (default 2 per
 	// CPU).
 	MaxEncodes int
-	Logger     *slog.Logger
+	// Paced makes layer encodes run at the reader's pace, for the reader
+	// alone (a conversion checking its recipe, which yields to pushes);
+	// otherwise a cold layer is encoded into the cache once for all its
+	// readers, as fast as it can (layer.go).
+	Paced  bool
+	Logger *slog.Logger
 }
 
 // New returns an assembler reading chunk locations from loc and chunk
@@ -83,8 +98,36 @@ func New(loc Locator, chunks ChunkReader, opts Options) *Assembler {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
+	ctx, stop := context.WithCancel(context.Background())
 	return &Assembler{loc: loc, chunks: chunks, log: opts.Logger, prefetch: opts.Prefetch,
-		layers: opts.LayerCache, encodes: make(chan struct{}, opts.MaxEncodes)}
+		layers: opts.LayerCache, encodes: make(chan struct{}, opts.MaxEncodes), paced: opts.Paced,
+		ctx: ctx, stop: stop, fills: map[string]*fill{}}
+}
+
+// Close stops the layer encodes running in the background for the cache
+// and waits for them; readers of their layers get an error.
+func (a *Assembler) Close() {
+	a.stop()
+	a.wg.Wait()
+}
+
+// LayerStats counts how layers were served.
+type LayerStats struct {
+	Hits       int64         // served from the layer cache
+	Misses     int64         // encoded (a fill or a direct encode started)
+	Joined     int64         // pulls that joined a fill already running
+	BadEntries int64         // cache entries found wrong and dropped
+	EncodeTime time.Duration // spent encoding, all encodes together
+}
+
+type layerStats struct {
+	hits, misses, joined, badEntries, encodeNanos atomic.Int64
+}
+
+// Stats returns the layer counters since New.
+func (a *Assembler) Stats() LayerStats {
+	return LayerStats{Hits: a.stats.hits.Load(), Misses: a.stats.misses.Load(), Joined: a.stats.joined.Load(),
+		BadEntries: a.stats.badEntries.Load(), EncodeTime: time.Duration(a.stats.encodeNanos.Load())}
 }
 
 // Open returns a reader of length bytes of b starting at off. A read of

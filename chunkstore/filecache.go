@@ -14,15 +14,19 @@ import (
 )
 
 // FileCache is a directory of files bounded in total size, evicting the
-// least recently used. It is a cache, not storage: nothing is fsynced, a
-// reader checks what it gets (chunk records carry CRCs and ids, layers
-// their digest) and drops a bad entry. A nil *FileCache caches nothing.
-// The store keeps pack records read from a remote backend in one; the
-// assembler keeps encoded layers in another.
+// least recently used. It is a cache, not storage: a reader checks what it
+// gets (chunk records carry CRCs and ids, layers their digest) and drops a
+// bad entry. Entries committed by this process were written whole and
+// checked by their writer (Open reports them verified); entries found in
+// the directory at open are not trusted until a reader has checked them
+// (MarkVerified). A nil *FileCache caches nothing. The store keeps pack
+// records read from a remote backend in one; the assembler keeps encoded
+// layers in another.
 type FileCache struct {
-	dir string
-	max int64
-	log *slog.Logger
+	dir  string
+	max  int64
+	log  *slog.Logger
+	sync bool // fsync entries before they are renamed in
 
 	mu    sync.Mutex
 	size  int64
@@ -31,13 +35,16 @@ type FileCache struct {
 }
 
 type cacheEntry struct {
-	key  string
-	size int64
+	key      string
+	size     int64
+	verified bool // written or checked whole by this process
 }
 
-// OpenFileCache opens (creating) a cache in dir holding at most max bytes.
-// Entries already there are kept, the most recently modified first, and
-// temporary files of unfinished writes are removed.
+// OpenFileCache opens (creating) a cache in dir holding at most max bytes
+// (0: an entry is dropped as soon as it is committed; its writer's readers
+// keep reading it). Entries already there are kept, unverified, the most
+// recently modified first, and temporary files of unfinished writes are
+// removed.
 func OpenFileCache(dir string, max int64, log *slog.Logger) (*FileCache, error) {
 	if log == nil {
 		log = slog.Default()
@@ -87,36 +94,69 @@ func validCacheKey(key string) bool {
 	return strings.Trim(key, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_") == ""
 }
 
-// Open returns the entry key for reading, and its size.
-func (c *FileCache) Open(key string) (*os.File, int64, bool) {
+// SyncEntries makes Commit fsync each entry before renaming it in (for
+// entries that are costly to make again, such as encoded layers).
+func (c *FileCache) SyncEntries() {
+	if c != nil {
+		c.sync = true
+	}
+}
+
+// CacheEntry is an open cache entry.
+type CacheEntry struct {
+	*os.File
+	Size int64
+	// Verified: the entry was committed by this process (its writer
+	// checked it) or checked whole since (MarkVerified). An entry found on
+	// disk at open is not, and must be checked before it is trusted.
+	Verified bool
+}
+
+// Open returns entry key for reading.
+func (c *FileCache) Open(key string) (CacheEntry, bool) {
 	if c == nil || !validCacheKey(key) {
-		return nil, 0, false
+		return CacheEntry{}, false
 	}
 	c.mu.Lock()
 	el, ok := c.items[key]
+	var e cacheEntry
 	if ok {
 		c.lru.MoveToFront(el)
+		e = *el.Value.(*cacheEntry)
 	}
 	c.mu.Unlock()
 	if !ok {
-		return nil, 0, false
+		return CacheEntry{}, false
 	}
 	f, err := os.Open(filepath.Join(c.dir, key))
 	if err != nil {
 		c.Drop(key)
-		return nil, 0, false
+		return CacheEntry{}, false
 	}
-	return f, el.Value.(*cacheEntry).size, true
+	return CacheEntry{File: f, Size: e.size, Verified: e.verified}, true
+}
+
+// MarkVerified records that entry key was checked whole (a reader hashed
+// it against what it must be).
+func (c *FileCache) MarkVerified(key string) {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if el, ok := c.items[key]; ok {
+		el.Value.(*cacheEntry).verified = true
+	}
 }
 
 // Get returns a whole (small) entry.
 func (c *FileCache) Get(key string) ([]byte, bool) {
-	f, _, ok := c.Open(key)
+	e, ok := c.Open(key)
 	if !ok {
 		return nil, false
 	}
-	defer f.Close()
-	b, err := io.ReadAll(f)
+	defer e.Close()
+	b, err := io.ReadAll(e)
 	if err != nil {
 		c.Drop(key)
 		return nil, false
@@ -177,14 +217,26 @@ func (w *CacheWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
+// Name is the path of the entry's temporary file (to open it for reading
+// while it is written; the name changes at Commit).
+func (w *CacheWriter) Name() string { return w.f.Name() }
+
 // Commit closes the file and makes it entry key, evicting older entries
-// to make room. An entry larger than the whole cache is dropped.
+// to make room; the writer must have checked what it wrote. An entry
+// larger than the whole cache is dropped.
 func (w *CacheWriter) Commit(key string) error {
 	if w.done {
 		return errors.New("file cache: entry already finished")
 	}
 	w.done = true
 	c := w.c
+	if c.sync {
+		if err := w.f.Sync(); err != nil {
+			w.f.Close()
+			os.Remove(w.f.Name())
+			return fmt.Errorf("file cache: %w", err)
+		}
+	}
 	if err := w.f.Close(); err != nil {
 		os.Remove(w.f.Name())
 		return err
@@ -203,7 +255,7 @@ func (w *CacheWriter) Commit(key string) error {
 		os.Remove(w.f.Name())
 		return fmt.Errorf("file cache: %w", err)
 	}
-	c.items[key] = c.lru.PushFront(&cacheEntry{key: key, size: w.n})
+	c.items[key] = c.lru.PushFront(&cacheEntry{key: key, size: w.n, verified: true})
 	c.size += w.n
 	c.evict()
 	return nil

@@ -27,24 +27,24 @@ func TestFileCache(t *testing.T) {
 	}
 	write("a", 40)
 	write("b", 40)
-	if f, size, ok := c.Open("a"); !ok || size != 40 {
-		t.Fatal("a missing")
+	if e, ok := c.Open("a"); !ok || e.Size != 40 || !e.Verified {
+		t.Fatalf("a missing or not verified: %+v", e)
 	} else {
-		b, _ := io.ReadAll(f)
-		f.Close()
+		b, _ := io.ReadAll(e)
+		e.Close()
 		if !bytes.Equal(b, bytes.Repeat([]byte("a"), 40)) {
 			t.Fatal("a differs")
 		}
 	}
 	write("c", 40) // evicts b, the least recently used
-	if _, _, ok := c.Open("b"); ok {
+	if _, ok := c.Open("b"); ok {
 		t.Fatal("b not evicted")
 	}
 	if n, size := c.Usage(); n != 2 || size != 80 {
 		t.Fatalf("usage %d entries %d bytes", n, size)
 	}
 	write("huge", 101) // larger than the cache: not kept
-	if _, _, ok := c.Open("huge"); ok {
+	if _, ok := c.Open("huge"); ok {
 		t.Fatal("an entry larger than the cache was kept")
 	}
 	// An aborted entry leaves nothing; bad keys are refused.
@@ -68,6 +68,18 @@ func TestFileCache(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, ".tmp-123")); !os.IsNotExist(err) {
 		t.Fatal("stray temporary file kept")
+	}
+	// Entries found on disk are not trusted until checked.
+	if e, ok := c2.Open("a"); !ok || e.Verified {
+		t.Fatalf("entry found at open: %+v, want present and unverified", e)
+	} else {
+		e.Close()
+	}
+	c2.MarkVerified("a")
+	if e, ok := c2.Open("a"); !ok || !e.Verified {
+		t.Fatal("MarkVerified did not stick")
+	} else {
+		e.Close()
 	}
 	var nilCache *FileCache
 	if _, ok := nilCache.Get("a"); ok {

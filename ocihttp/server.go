@@ -52,12 +52,19 @@ var _ Registry = (*registry.Service)(nil)
 type Options struct {
 	Logger          *slog.Logger
 	MaxManifestSize int64 // default 4 MiB
+	// IOTimeout is how long one read of a request body or one write of a
+	// response may wait for the client: a client that sends or takes
+	// nothing for that long is cut off, whatever the size of the
+	// transfer (0: no limit). The server's own read-header and idle
+	// timeouts cover the time between requests.
+	IOTimeout time.Duration
 }
 
 type server struct {
-	reg    Registry
-	log    *slog.Logger
-	maxMan int64
+	reg       Registry
+	log       *slog.Logger
+	maxMan    int64
+	ioTimeout time.Duration
 }
 
 // name matches any path segments; handlers validate it against the spec's
@@ -72,7 +79,7 @@ func NewHandler(reg Registry, opts Options) http.Handler {
 	if opts.MaxManifestSize <= 0 {
 		opts.MaxManifestSize = 4 << 20
 	}
-	s := &server{reg: reg, log: opts.Logger, maxMan: opts.MaxManifestSize}
+	s := &server{reg: reg, log: opts.Logger, maxMan: opts.MaxManifestSize, ioTimeout: opts.IOTimeout}
 	r := mux.NewRouter()
 	r.SkipClean(true)
 	v2 := r.PathPrefix("/v2").Subrouter()
@@ -100,11 +107,22 @@ func NewHandler(reg Registry, opts Options) http.Handler {
 	return s.logged(r)
 }
 
-// logged sets the API version header and logs each request at debug.
+// logged sets the API version header, the I/O progress deadlines, and
+// logs each request at debug.
 func (s *server) logged(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		w.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
+		if s.ioTimeout > 0 {
+			// A deadline outlives its request on a kept-alive connection:
+			// each request starts, and ends (the server's final flush),
+			// with a fresh one.
+			rc := http.NewResponseController(w)
+			rc.SetWriteDeadline(start.Add(s.ioTimeout))
+			defer func() { rc.SetWriteDeadline(time.Now().Add(s.ioTimeout)) }()
+			w = &deadlineWriter{ResponseWriter: w, rc: rc, timeout: s.ioTimeout}
+			r.Body = &deadlineBody{ReadCloser: r.Body, rc: rc, timeout: s.ioTimeout}
+		}
 		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
 		next.ServeHTTP(sw, r)
 		s.log.Debug("request", "method", r.Method, "path", r.URL.Path, "status", sw.status,
@@ -130,6 +148,34 @@ func (w *statusWriter) Write(p []byte) (int, error) {
 }
 
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// deadlineWriter gives each write of the response its own deadline, so a
+// client that stops reading is cut off after the timeout, however long
+// the transfer as a whole takes.
+type deadlineWriter struct {
+	http.ResponseWriter
+	rc      *http.ResponseController
+	timeout time.Duration
+}
+
+func (w *deadlineWriter) Write(p []byte) (int, error) {
+	w.rc.SetWriteDeadline(time.Now().Add(w.timeout))
+	return w.ResponseWriter.Write(p)
+}
+
+func (w *deadlineWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// deadlineBody gives each read of the request body its own deadline.
+type deadlineBody struct {
+	io.ReadCloser
+	rc      *http.ResponseController
+	timeout time.Duration
+}
+
+func (b *deadlineBody) Read(p []byte) (int, error) {
+	b.rc.SetReadDeadline(time.Now().Add(b.timeout))
+	return b.ReadCloser.Read(p)
+}
 
 // repoHandler is a handler for one repository; it returns its error to be
 // written in one place.

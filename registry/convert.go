@@ -401,7 +401,7 @@ func (s *Service) splitLayer(ctx context.Context, b refgraph.Blob, orig func() (
 	// An entry already cached for this digest would answer the check
 	// without running the recipe: drop it first.
 	s.layers.Drop(assembler.LayerCacheKey(b.Digest))
-	asm := assembler.New(ov, s.store, assembler.Options{MaxEncodes: 1, LayerCache: s.layers, Logger: s.log})
+	asm := assembler.New(ov, s.store, assembler.Options{MaxEncodes: 1, LayerCache: s.layers, Paced: true, Logger: s.log})
 	r, err := asm.Open(ctx, assembler.Blob{Digest: b.Digest, Size: b.Size, Chunks: refs, Layout: layout}, 0, b.Size)
 	if err != nil {
 		return nil, nil, written, err

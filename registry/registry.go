@@ -100,6 +100,13 @@ func New(graph *refgraph.Graph, store *chunkstore.Store, opts Options) (*Service
 	}, nil
 }
 
+// Close stops the layer encodes the service runs for its cache; call it
+// after the last request, before closing the index and the store.
+func (s *Service) Close() { s.asm.Close() }
+
+// LayerStats counts how layers were served (cache hits, encodes).
+func (s *Service) LayerStats() assembler.LayerStats { return s.asm.Stats() }
+
 // Run expires idle upload sessions and runs the converter until ctx is
 // done.
 func (s *Service) Run(ctx context.Context) {

@@ -65,6 +65,9 @@ func (e *env) open() {
 }
 
 func (e *env) close() {
+	if e.svc != nil {
+		e.svc.Close()
+	}
 	if e.store != nil {
 		e.store.Close()
 		e.graph.Close()

@@ -36,6 +36,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	uploadTTL := fs.Duration("upload-ttl", 24*time.Hour, "idle upload sessions older than this expire")
 	maxManifest := fs.Int64("max-manifest-size", 4<<20, "largest manifest accepted, in bytes")
 	shutdownTimeout := fs.Duration("shutdown-timeout", 60*time.Second, "how long in-flight requests may take to finish on SIGINT/SIGTERM")
+	ioTimeout := fs.Duration("io-timeout", time.Minute, "a client that sends or takes no byte of a request or response for this long is cut off (0: never)")
 	convertWorkers := fs.Int("convert-workers", 1, "layers converted (split, chunked, encoder found) at once in the background; 0: chunk every blob opaque on push")
 	maxInflated := fs.Int64("max-inflated-size", 16<<30, "layers that decompress past this many bytes stay opaque")
 	maxRatio := fs.Float64("max-inflate-ratio", 100, "layers that decompress past this ratio stay opaque")
@@ -74,15 +75,18 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err := loadHelpers(ctx, *helperDir, data.graph, log); err != nil {
 		return err
 	}
-	var layerCache *chunkstore.FileCache
-	if *layerCacheSize > 0 {
-		if *layerCacheDir == "" {
-			*layerCacheDir = filepath.Join(sf.data, "layer-cache")
-		}
-		if layerCache, err = chunkstore.OpenFileCache(*layerCacheDir, *layerCacheSize, log); err != nil {
-			return err
-		}
+	// The layer cache is also where cold layers are encoded for their
+	// pulls (one encode per layer however many pull it, at full speed
+	// whatever the clients' pace): with a size of 0 an entry goes as soon
+	// as its pulls are done.
+	if *layerCacheDir == "" {
+		*layerCacheDir = filepath.Join(sf.data, "layer-cache")
 	}
+	layerCache, err := chunkstore.OpenFileCache(*layerCacheDir, max(*layerCacheSize, 0), log)
+	if err != nil {
+		return err
+	}
+	layerCache.SyncEntries()
 	svc, err := registry.New(data.graph, data.store, registry.Options{
 		UploadDir:       filepath.Join(sf.data, "uploads"),
 		UploadTTL:       *uploadTTL,
@@ -127,6 +131,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	defer func() {
 		cancelBg()
 		bgWG.Wait()
+		svc.Close()
 	}()
 
 	if *adminAddr != "" {
@@ -159,7 +164,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	srv := &http.Server{
-		Handler:           ocihttp.NewHandler(svc, ocihttp.Options{Logger: log, MaxManifestSize: *maxManifest}),
+		Handler:           ocihttp.NewHandler(svc, ocihttp.Options{Logger: log, MaxManifestSize: *maxManifest, IOTimeout: *ioTimeout}),
 		ReadHeaderTimeout: 30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 	}
