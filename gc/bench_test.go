@@ -164,3 +164,118 @@ func summarize(runs []*gc.Report) []string {
 	}
 	return out
 }
+
+// BenchmarkPushDuringReclaim: 10,000 blobs pushed and never used by a
+// manifest are reclaimed by GC (their links reaped, then the blobs
+// deleted) while 4 clients push small images (config, a 16 KiB layer,
+// manifest: three uploads and index batches, chunks fsynced); it reports
+// the image push latency during GC against the same pushes with no GC,
+// as p50 and p99 and their ratios.
+func BenchmarkPushDuringReclaim(b *testing.B) {
+	const garbage, pushers = 10000, 4
+	for range b.N {
+		b.StopTimer()
+		h := newHarness(b, harnessOpts{packSize: 8 << 20})
+		ctx := context.Background()
+		push := func(repo string, data []byte) time.Duration {
+			start := time.Now()
+			id, err := h.svc.StartUpload(ctx, repo)
+			if err == nil {
+				err = h.svc.FinishUpload(ctx, repo, id, digest.FromBytes(data), 0, bytes.NewReader(data))
+			}
+			if err != nil {
+				b.Fatal(err)
+			}
+			return time.Since(start)
+		}
+		for i := range garbage {
+			push("junk", randomBytes(uint64(i)+1e6, 2<<10))
+		}
+		// Measures pushes by 4 clients until stop (or n pushes in all).
+		seq := 0
+		var seqMu sync.Mutex
+		measure := func(stop <-chan struct{}, n int) []time.Duration {
+			var mu sync.Mutex
+			var lat []time.Duration
+			var wg sync.WaitGroup
+			for range pushers {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for {
+						select {
+						case <-stop:
+							return
+						default:
+						}
+						seqMu.Lock()
+						seq++
+						s := seq
+						seqMu.Unlock()
+						// An image: config, a layer, the manifest (so
+						// that nothing of it is garbage).
+						start := time.Now()
+						h.pushDirect(ctx, "live", fmt.Sprintf("t%d", s), randomBytes(uint64(s), 16<<10))
+						d := time.Since(start)
+						mu.Lock()
+						lat = append(lat, d)
+						done := n > 0 && len(lat) >= n
+						mu.Unlock()
+						if done {
+							return
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			return lat
+		}
+		base := measure(nil, 2000)
+		h.clock.advance(48 * time.Hour) // past the grace period
+		cfg := testConfig()
+		if err := cfg.Check(); err != nil {
+			b.Fatal(err)
+		}
+		stop := make(chan struct{})
+		var during []time.Duration
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() { defer wg.Done(); during = measure(stop, 0) }()
+		b.StartTimer()
+		// Runs until the blobs are gone (one run, or one for the links
+		// and one for the blobs if each waits out its own grace period).
+		r := &gc.Report{}
+		for run := 0; run < 3 && r.BlobsDeleted < garbage; run++ {
+			ri, err := h.col.Run(ctx, cfg, false)
+			if err != nil {
+				b.Fatal(err)
+			}
+			r.LinksReaped += ri.LinksReaped
+			r.BlobsDeleted += ri.BlobsDeleted
+			r.Duration += ri.Duration
+			h.clock.advance(48 * time.Hour)
+		}
+		b.StopTimer()
+		close(stop)
+		wg.Wait()
+		if r.BlobsDeleted < garbage {
+			b.Fatalf("reclaimed %d blobs of %d", r.BlobsDeleted, garbage)
+		}
+		p := func(l []time.Duration, q float64) time.Duration {
+			s := slices.Clone(l)
+			slices.Sort(s)
+			return s[int(q*float64(len(s)-1))]
+		}
+		b.ReportMetric(r.Duration.Seconds(), "gc-s")
+		b.ReportMetric(float64(len(during)), "pushes-during")
+		b.ReportMetric(float64(p(base, 0.5).Microseconds()), "push-p50-us")
+		b.ReportMetric(float64(p(base, 0.99).Microseconds()), "push-p99-us")
+		b.ReportMetric(float64(p(during, 0.5).Microseconds()), "push-p50-gc-us")
+		b.ReportMetric(float64(p(during, 0.99).Microseconds()), "push-p99-gc-us")
+		b.ReportMetric(float64(p(during, 0.5))/float64(p(base, 0.5)), "p50-ratio")
+		b.ReportMetric(float64(p(during, 0.99))/float64(p(base, 0.99)), "p99-ratio")
+		b.Logf("gc: %d links reaped, %d blobs deleted in %v; pushes: %d without GC (p50 %v, p99 %v), %d during (p50 %v, p99 %v)",
+			r.LinksReaped, r.BlobsDeleted, r.Duration.Round(time.Millisecond), len(base), p(base, .5), p(base, .99),
+			len(during), p(during, .5), p(during, .99))
+	}
+}
