@@ -113,3 +113,26 @@ func (s *Store) OpenPacks() []string {
 
 // PackSize is the size at which packs are sealed.
 func (s *Store) PackSize() int64 { return s.packSize }
+
+// SealOpen seals the pack receiving appends if it is named name and holds
+// chunks, so that garbage collection can repack it (a pack that stays
+// open on a quiet registry would otherwise keep its dead chunks until it
+// fills). It reports whether it sealed the pack.
+func (s *Store) SealOpen(ctx context.Context, name string) (bool, error) {
+	if err := s.enter(); err != nil {
+		return false, fmt.Errorf("chunkstore: seal: %w", err)
+	}
+	defer s.inflight.Done()
+	s.mu.Lock()
+	p := s.cur
+	if p == nil || p.name != name || len(p.entries) == 0 {
+		s.mu.Unlock()
+		return false, nil
+	}
+	s.cur = nil
+	s.mu.Unlock()
+	if err := s.seal(ctx, p); err != nil {
+		return false, fmt.Errorf("chunkstore: seal: %w", err)
+	}
+	return true, nil
+}

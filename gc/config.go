@@ -16,19 +16,26 @@ type Config struct {
 	// Interval between scheduled runs in `chunkyard serve`; 0 disables
 	// them (runs on demand only). Default 1h.
 	Interval Duration `toml:"interval" json:"interval"`
-	// GracePeriod: a blob link no manifest uses, a blob nothing links and
-	// a pack the index does not know are reclaimed only after this long,
-	// so that a push that uploads layers before its manifest, or is still
-	// writing, is never cut off. Default 24h.
+	// GracePeriod: a blob link no manifest uses and a pack the index
+	// does not know are reclaimed only after this long, so that a push
+	// that uploads layers before its manifest, or is still writing, is
+	// never cut off. A blob counts as unreferenced from the moment its
+	// last link became unused, so it waits out this one period in all,
+	// not one per step. Default 23h: with hourly runs, a blob nothing uses
+	// is gone from the index within 24 hours.
 	GracePeriod Duration `toml:"grace_period" json:"grace_period"`
 	// PackGracePeriod: a repacked pack is deleted this long after the
 	// index stopped pointing into it, so pulls that looked chunks up
-	// before still read it. Default 1h.
+	// before still read it. Default 1h (serve runs the deletion when it
+	// is due, between scheduled runs).
 	PackGracePeriod Duration `toml:"pack_grace_period" json:"pack_grace_period"`
 	// RepackBelow: packs whose live fraction (live bytes / bytes) is
-	// below it are rewritten. Default 0.8: S3 charges per request and a
-	// rewrite costs a GET and a PUT per pack, so chunkyard tolerates more
-	// dead bytes than restic's 5% or borg's 10% before paying for it.
+	// below it are rewritten. Default 0.95, from what each costs on S3: a
+	// rewrite of a 64 MiB pack is a GET and a PUT, about $0.00001 (plus
+	// copying at most 64 MiB inside the region), while 5% of it dead is
+	// 3.2 MiB, about $0.00007 a month at $0.023/GB-month: the rewrite
+	// pays for itself within five days, so no pack keeps more than 5%
+	// dead bytes for long.
 	RepackBelow float64 `toml:"repack_below" json:"repack_below"`
 	// SmallPack: sealed packs below this many bytes (a server stopped with
 	// a pack half full) are merged when there are at least two. Default
@@ -91,9 +98,9 @@ func (d Duration) D() time.Duration { return time.Duration(d) }
 // Defaults.
 const (
 	DefaultInterval        = Duration(time.Hour)
-	DefaultGracePeriod     = Duration(24 * time.Hour)
+	DefaultGracePeriod     = Duration(23 * time.Hour)
 	DefaultPackGracePeriod = Duration(time.Hour)
-	DefaultRepackBelow     = 0.8
+	DefaultRepackBelow     = 0.95
 	DefaultSmallPack       = 16 << 20
 )
 
@@ -112,9 +119,10 @@ func Default() Config {
 // Example is a documented configuration file.
 const Example = `# chunkyard GC configuration (TOML). Durations: "90m", "36h", "7d".
 interval = "1h"            # scheduled runs in serve; "0s": on demand only
-grace_period = "24h"       # unused links, unreferenced blobs, unknown packs wait this long
+grace_period = "23h"       # blobs nothing uses (and unknown packs) wait this long: with
+                           # hourly runs, unreferenced blobs leave the index within 24 h
 pack_grace_period = "1h"   # repacked packs are deleted this long after the switch
-repack_below = 0.8         # rewrite packs less than 80% live
+repack_below = 0.95        # rewrite packs more than 5% dead
 small_pack = 16777216      # merge sealed packs smaller than this
 max_repack_bytes = 0       # live bytes copied per run, 0: no bound
 

@@ -8,8 +8,9 @@
 // candidate became one (package refgraph), never from a full mark phase:
 // deleting a manifest lowers the use counts of what it names, a link no
 // manifest uses is removed after the grace period, a blob no link
-// references is removed after it and releases its chunks, and a chunk no
-// blob holds stops counting as live in its pack. Each step is one index
+// references is removed (in the same run: it counts as unreferenced from
+// the moment its last link became unused) and releases its chunks, and a
+// chunk no blob holds stops counting as live in its pack. Each step is one index
 // batch that re-checks its condition, so a push that takes something up
 // again in between wins. Repacking copies a pack's live chunks into new
 // packs (durable first), switches the index in one batch that also drops

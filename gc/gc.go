@@ -23,6 +23,8 @@ type Store interface {
 	// OpenPacks lists the packs still being written or waiting for
 	// upload: not in the backend yet, and not to be repacked.
 	OpenPacks() []string
+	// SealOpen seals the pack receiving appends if it is named name.
+	SealOpen(ctx context.Context, name string) (bool, error)
 	// PackSize is the size at which packs are sealed.
 	PackSize() int64
 }
@@ -77,6 +79,9 @@ type Report struct {
 
 	StoredBefore int64 `json:"stored_bytes_before"` // pack bytes the index counts
 	StoredAfter  int64 `json:"stored_bytes_after"`
+	// NextPackDeletion is when the next retired pack may be deleted (its
+	// pack grace period over); zero if none waits.
+	NextPackDeletion time.Time `json:"next_pack_deletion,omitzero"`
 }
 
 // MaxListed bounds Report.Deletions.
@@ -155,7 +160,37 @@ func (c *Collector) run(ctx context.Context, cfg Config, dryRun bool, now time.T
 	if err := c.deletePacks(ctx, now.Add(-cfg.PackGracePeriod.D()), cutoff, r); err != nil {
 		return fmt.Errorf("gc: packs: %w", err)
 	}
-	return nil
+	return c.nextPackDeletion(cfg, r)
+}
+
+func (c *Collector) nextPackDeletion(cfg Config, r *Report) error {
+	since, ok, err := c.graph.OldestRetired()
+	if ok {
+		r.NextPackDeletion = since.Add(cfg.PackGracePeriod.D())
+	}
+	return err
+}
+
+// DeletePacks runs the last step of a run alone: it deletes the retired
+// packs whose pack grace period is over (serve runs it when one is due,
+// between scheduled runs, so that repacked bytes leave the backend one
+// pack grace period after the repack).
+func (c *Collector) DeletePacks(ctx context.Context, cfg Config) (*Report, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := c.now()
+	r := &Report{Started: now, StoredBefore: c.graph.Stats().PackBytes}
+	err := c.deletePacks(ctx, now.Add(-cfg.PackGracePeriod.D()), now.Add(-cfg.GracePeriod.D()), r)
+	if err == nil {
+		err = c.nextPackDeletion(cfg, r)
+	}
+	r.StoredAfter = c.graph.Stats().PackBytes
+	if err != nil {
+		c.log.Error("gc pack deletion failed", "err", err)
+	} else if r.PacksDeleted > 0 {
+		c.log.Info("gc deleted retired packs", "packs_deleted", r.PacksDeleted, "pack_bytes_deleted", r.PackBytesDeleted)
+	}
+	return r, err
 }
 
 // retention applies the policies repository by repository.
@@ -213,53 +248,52 @@ func (c *Collector) retention(ctx context.Context, cfg Config, dryRun bool, now 
 // apply carries out a plan; each deletion re-checks its condition in its
 // batch (a tag moved or a manifest tagged again since is left alone).
 func (c *Collector) apply(repo string, plan repoPlan, r *Report) error {
-	for _, d := range plan.tags {
-		ok, err := c.graph.DeleteTagIf(repo, d.Tag, d.Digest)
-		if err != nil {
-			return err
-		}
+	tags := make([]refgraph.TagRecord, len(plan.tags))
+	for i, d := range plan.tags {
+		tags[i] = refgraph.TagRecord{Name: d.Tag, Digest: d.Digest}
+	}
+	done, err := c.graph.DeleteTagsIf(repo, tags)
+	for i, ok := range done {
 		if ok {
 			r.TagsDeleted++
-			r.deleted(d)
+			r.deleted(plan.tags[i])
 		}
 	}
-	for _, d := range plan.manifests {
-		ok, err := c.graph.DeleteUntagged(repo, d.Digest)
-		if err != nil {
-			return err
-		}
+	if err != nil {
+		return err
+	}
+	ds := make([]digest.Digest, len(plan.manifests))
+	for i, d := range plan.manifests {
+		ds[i] = d.Digest
+	}
+	done, err = c.graph.DeleteUntaggedMany(repo, ds)
+	for i, ok := range done {
 		if ok {
 			r.ManifestsDeleted++
-			r.deleted(d)
+			r.deleted(plan.manifests[i])
 		}
 	}
-	return nil
+	return err
 }
 
+// reapLinks removes blob links unused since before cutoff.
 func (c *Collector) reapLinks(ctx context.Context, cutoff time.Time, r *Report) error {
-	type link struct {
-		repo string
-		d    digest.Digest
-	}
-	var links []link
+	var links []refgraph.RepoDigest
 	if err := c.graph.UnusedLinks(cutoff, func(repo string, d digest.Digest) error {
-		links = append(links, link{repo, d})
+		links = append(links, refgraph.RepoDigest{Repo: repo, Digest: d})
 		return ctx.Err()
 	}); err != nil {
 		return err
 	}
-	for _, l := range links {
-		ok, err := c.graph.ReapLink(l.repo, l.d, cutoff)
-		if err != nil {
-			return err
-		}
-		if ok {
-			r.LinksReaped++
-		}
+	n, err := c.graph.ReapLinks(links, cutoff)
+	r.LinksReaped += n
+	if err != nil {
+		return err
 	}
 	return ctx.Err()
 }
 
+// deleteBlobs removes blobs unreferenced since before cutoff.
 func (c *Collector) deleteBlobs(ctx context.Context, cutoff time.Time, r *Report) error {
 	var ds []digest.Digest
 	if err := c.graph.UnreferencedBlobs(cutoff, func(d digest.Digest) error {
@@ -268,19 +302,15 @@ func (c *Collector) deleteBlobs(ctx context.Context, cutoff time.Time, r *Report
 	}); err != nil {
 		return err
 	}
-	for _, d := range ds {
-		b, ok, err := c.graph.DeleteBlob(d, cutoff)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			continue
-		}
+	_, err := c.graph.DeleteBlobs(ds, cutoff, func(b refgraph.Blob) {
 		r.BlobsDeleted++
 		r.BlobBytes += b.Size
 		if c.OnBlobDeleted != nil {
 			c.OnBlobDeleted(b)
 		}
+	})
+	if err != nil {
+		return err
 	}
 	return ctx.Err()
 }
@@ -288,6 +318,22 @@ func (c *Collector) deleteBlobs(ctx context.Context, cutoff time.Time, r *Report
 // repack rewrites sealed packs whose live fraction is below the threshold,
 // and merges small ones.
 func (c *Collector) repack(ctx context.Context, cfg Config, r *Report) error {
+	// An open pack with dead chunks is sealed, so that it can be repacked
+	// (this run if the backend has it at once, else the next).
+	for _, name := range c.store.OpenPacks() {
+		p, err := c.graph.Pack(name)
+		if errors.Is(err, refgraph.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if p.TotalBytes > 0 && float64(p.LiveBytes) < cfg.RepackBelow*float64(p.TotalBytes) {
+			if _, err := c.store.SealOpen(ctx, name); err != nil {
+				return err
+			}
+		}
+	}
 	sealed := map[string]bool{}
 	if err := c.store.ListPacks(ctx, func(name string, size int64) error {
 		sealed[name] = true

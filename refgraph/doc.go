@@ -6,8 +6,11 @@
 // The index is one Pebble database. Every logical change (a blob committed,
 // a manifest pushed, a tag moved, a link removed) is one atomic batch
 // committed with Sync, and a reference count changes in the same batch as
-// the edge that causes it. Writers are serialised by a mutex so that the
-// read-modify-write of counts is consistent; readers never block.
+// the edge that causes it. Batches are built and applied under a writer
+// mutex, so that the read-modify-write of counts is consistent, and their
+// fsync is waited for outside it, so that concurrent writers share one WAL
+// sync (group commit); readers never block. Bulk GC deletions go many to
+// a batch, each batch held a few milliseconds at most.
 //
 // Key schema (version 2; migrate.go turns older indexes into it). Names
 // and tags can hold no NUL byte, so NUL separates the parts of a key;

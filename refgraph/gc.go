@@ -188,21 +188,96 @@ func (g *Graph) UnusedLinks(cutoff time.Time, fn func(repo string, d digest.Dige
 	})
 }
 
+// RepoDigest names a blob link: a digest in a repository.
+type RepoDigest struct {
+	Repo   string
+	Digest digest.Digest
+}
+
 // ReapLink removes repo's link to d if it is still unused since before
 // cutoff; false if it is not (used again, or gone).
 func (g *Graph) ReapLink(repo string, d digest.Digest, cutoff time.Time) (bool, error) {
-	reaped := false
-	err := g.update(func(t *txn) error {
-		if old, err := t.stampedBefore(unusedKey(repo, d), cutoff); err != nil || !old {
-			return err
+	n, err := g.ReapLinks([]RepoDigest{{repo, d}}, cutoff)
+	return n == 1, err
+}
+
+// ReapLinks removes each link that is still unused since before cutoff,
+// many to a batch, and returns how many it removed. A blob whose last
+// reference goes counts as unreferenced since its link became unused,
+// not since now: it waits out one grace period in all (DeleteBlobs may
+// take it in the same run).
+func (g *Graph) ReapLinks(links []RepoDigest, cutoff time.Time) (int, error) {
+	reaped := 0
+	err := g.updateEach(len(links), func(t *txn, i int) error {
+		ok, err := t.reapLink(links[i].Repo, links[i].Digest, cutoff)
+		if ok {
+			reaped++
 		}
-		if n, err := t.usage(repo, d); err != nil || n > 0 {
-			return err
-		}
-		reaped = true
-		return t.unlinkBlob(repo, d)
-	})
+		return err
+	}, nil)
 	return reaped, err
+}
+
+func (t *txn) reapLink(repo string, d digest.Digest, cutoff time.Time) (bool, error) {
+	v, err := t.get(unusedKey(repo, d))
+	if errors.Is(err, ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	since, err := decodeTime(v)
+	if err != nil || !since.Before(cutoff) {
+		return false, err
+	}
+	if n, err := t.usage(repo, d); err != nil || n > 0 {
+		return false, err
+	}
+	if err := t.unlinkBlob(repo, d); err != nil {
+		return false, err
+	}
+	bv, err := t.blob(d)
+	if err != nil {
+		return false, fmt.Errorf("blob %s: %w", d, err)
+	}
+	if bv.refs == 0 {
+		return true, t.set(unrefKey(d), encodeTime(since))
+	}
+	return true, nil
+}
+
+// A batch of a bulk operation (ReapLinks, DeleteBlobs) closes after
+// maxBatchWrites writes or maxBatchHold of work, whichever comes first:
+// thousands of deletions share few fsyncs, and a push waits for the
+// writer mutex a few milliseconds at most.
+const (
+	maxBatchWrites = 2048
+	maxBatchHold   = 2 * time.Millisecond
+)
+
+// updateEach runs fn for items 0..n-1 in order, in as many batches as it
+// takes, each committed durably; after each commit, committed (if set) is
+// called with the items of that batch.
+func (g *Graph) updateEach(n int, fn func(t *txn, i int) error, committed func(from, to int)) error {
+	for i := 0; i < n; {
+		from := i
+		err := g.update(func(t *txn) error {
+			start := time.Now()
+			for i = from; i < n && t.writes < maxBatchWrites && (i == from || time.Since(start) < maxBatchHold); i++ {
+				if err := fn(t, i); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		if committed != nil {
+			committed(from, i)
+		}
+	}
+	return nil
 }
 
 // UnreferencedBlobs calls fn for each blob no link has referenced since
@@ -221,43 +296,69 @@ func (g *Graph) DeleteBlob(d digest.Digest, cutoff time.Time) (Blob, bool, error
 		gone Blob
 		ok   bool
 	)
-	err := g.update(func(t *txn) error {
-		if old, err := t.stampedBefore(unrefKey(d), cutoff); err != nil || !old {
-			return err
-		}
-		bv, err := t.blob(d)
-		if errors.Is(err, ErrNotFound) {
-			return t.del(unrefKey(d))
-		}
-		if err != nil || bv.refs > 0 {
-			return err
-		}
-		for _, c := range bv.chunks {
-			if err := t.addChunkRef(c.ID, -1, nil); err != nil {
-				return fmt.Errorf("blob %s: %w", d, err)
-			}
-		}
-		if err := t.dequeue(d); err != nil {
-			return err
-		}
-		switch bv.kind {
-		case KindPending:
-			t.stats.PendingBytes -= bv.size
-		case KindLayer:
-			t.stats.ConvertedBlobs--
-			if err := t.countEncoding(bv.layout, -1); err != nil {
-				return err
-			}
-		}
-		t.stats.Blobs--
-		t.stats.LogicalBytes -= bv.size
-		gone, ok = Blob{Digest: d, Size: bv.size, Kind: bv.kind, Chunks: bv.chunks, Layout: bv.layout}, true
-		if err := t.del(blobKey(d)); err != nil {
-			return err
-		}
-		return t.del(unrefKey(d))
-	})
+	_, err := g.DeleteBlobs([]digest.Digest{d}, cutoff, func(b Blob) { gone, ok = b, true })
 	return gone, ok, err
+}
+
+// DeleteBlobs is DeleteBlob for many blobs, many to a batch; deleted is
+// called with each record removed, once its batch is durable. It returns
+// how many it removed.
+func (g *Graph) DeleteBlobs(ds []digest.Digest, cutoff time.Time, deleted func(Blob)) (int, error) {
+	gone := make([]*Blob, len(ds))
+	n := 0
+	err := g.updateEach(len(ds), func(t *txn, i int) error {
+		b, err := t.deleteBlob(ds[i], cutoff)
+		gone[i] = b
+		return err
+	}, func(from, to int) {
+		for _, b := range gone[from:to] {
+			if b != nil {
+				n++
+				if deleted != nil {
+					deleted(*b)
+				}
+			}
+		}
+	})
+	return n, err
+}
+
+// deleteBlob removes blob d if unreferenced since before cutoff; nil if
+// it is not.
+func (t *txn) deleteBlob(d digest.Digest, cutoff time.Time) (*Blob, error) {
+	if old, err := t.stampedBefore(unrefKey(d), cutoff); err != nil || !old {
+		return nil, err
+	}
+	bv, err := t.blob(d)
+	if errors.Is(err, ErrNotFound) {
+		return nil, t.del(unrefKey(d))
+	}
+	if err != nil || bv.refs > 0 {
+		return nil, err
+	}
+	for _, c := range bv.chunks {
+		if err := t.addChunkRef(c.ID, -1, nil); err != nil {
+			return nil, fmt.Errorf("blob %s: %w", d, err)
+		}
+	}
+	if err := t.dequeue(d); err != nil {
+		return nil, err
+	}
+	switch bv.kind {
+	case KindPending:
+		t.stats.PendingBytes -= bv.size
+	case KindLayer:
+		t.stats.ConvertedBlobs--
+		if err := t.countEncoding(bv.layout, -1); err != nil {
+			return nil, err
+		}
+	}
+	t.stats.Blobs--
+	t.stats.LogicalBytes -= bv.size
+	if err := t.del(blobKey(d)); err != nil {
+		return nil, err
+	}
+	return &Blob{Digest: d, Size: bv.size, Kind: bv.kind, Chunks: bv.chunks, Layout: bv.layout}, t.del(unrefKey(d))
 }
 
 func (t *txn) blob(d digest.Digest) (blobValue, error) {
@@ -387,24 +488,40 @@ func decodePackState(b []byte) (packState, error) {
 }
 
 // scanPackStates calls fn for each x/ key in state deleted (or not) since
-// before cutoff.
+// cutoff or before.
 func (g *Graph) scanPackStates(deleted bool, cutoff time.Time, fn func(pack string) error) error {
 	return g.scan([]byte(prefixRetired), "", func(k, v []byte) (bool, error) {
 		st, err := decodePackState(v)
 		if err != nil {
 			return false, fmt.Errorf("%q: %w", k, err)
 		}
-		if st.deleted == deleted && st.since.Before(cutoff) {
+		if st.deleted == deleted && !st.since.After(cutoff) {
 			return true, fn(string(k[len(prefixRetired):]))
 		}
 		return true, nil
 	})
 }
 
-// RetiredPacks calls fn for each pack retired before cutoff and not
+// RetiredPacks calls fn for each pack retired at cutoff or before and not
 // deleted yet.
 func (g *Graph) RetiredPacks(cutoff time.Time, fn func(pack string) error) error {
 	return g.scanPackStates(false, cutoff, fn)
+}
+
+// OldestRetired returns when the longest-retired pack not deleted yet was
+// retired; ok=false if there is none.
+func (g *Graph) OldestRetired() (since time.Time, ok bool, err error) {
+	err = g.scan([]byte(prefixRetired), "", func(k, v []byte) (bool, error) {
+		st, err := decodePackState(v)
+		if err != nil {
+			return false, fmt.Errorf("%q: %w", k, err)
+		}
+		if !st.deleted && (!ok || st.since.Before(since)) {
+			since, ok = st.since, true
+		}
+		return true, nil
+	})
+	return since, ok, err
 }
 
 // ForgetPack records that a retired pack was deleted from the backend: its
@@ -526,9 +643,16 @@ func (g *Graph) LastPulled(repo string, d digest.Digest) (time.Time, error) {
 
 // DeleteTagIf deletes tag of repo if it still points at d; false if not.
 func (g *Graph) DeleteTagIf(repo, tag string, d digest.Digest) (bool, error) {
-	done := false
-	err := g.update(func(t *txn) error {
-		v, err := t.get(tagKey(repo, tag))
+	done, err := g.DeleteTagsIf(repo, []TagRecord{{Name: tag, Digest: d}})
+	return done[0], err
+}
+
+// DeleteTagsIf deletes each tag of repo that still points at its digest,
+// many to a batch; done[i] says whether tags[i] went.
+func (g *Graph) DeleteTagsIf(repo string, tags []TagRecord) (done []bool, err error) {
+	done = make([]bool, len(tags))
+	err = g.updateEach(len(tags), func(t *txn, i int) error {
+		v, err := t.get(tagKey(repo, tags[i].Name))
 		if errors.Is(err, ErrNotFound) {
 			return nil
 		}
@@ -537,22 +661,30 @@ func (g *Graph) DeleteTagIf(repo, tag string, d digest.Digest) (bool, error) {
 		}
 		var tv tagValue
 		if err := json.Unmarshal(v, &tv); err != nil {
-			return fmt.Errorf("refgraph: tag %s: %w", tag, err)
+			return fmt.Errorf("refgraph: tag %s: %w", tags[i].Name, err)
 		}
-		if tv.Digest != d {
+		if tv.Digest != tags[i].Digest {
 			return nil
 		}
-		done = true
-		return t.del(tagKey(repo, tag))
-	})
+		done[i] = true
+		return t.del(tagKey(repo, tags[i].Name))
+	}, nil)
 	return done, err
 }
 
 // DeleteUntagged deletes manifest d of repo if no tag points at it and no
 // manifest of repo names it (an index); false if it is in use or gone.
 func (g *Graph) DeleteUntagged(repo string, d digest.Digest) (bool, error) {
-	done := false
-	err := g.update(func(t *txn) error {
+	done, err := g.DeleteUntaggedMany(repo, []digest.Digest{d})
+	return done[0], err
+}
+
+// DeleteUntaggedMany is DeleteUntagged for many manifests, in order (an
+// index before the manifests it frees), many to a batch.
+func (g *Graph) DeleteUntaggedMany(repo string, ds []digest.Digest) (done []bool, err error) {
+	done = make([]bool, len(ds))
+	err = g.updateEach(len(ds), func(t *txn, i int) error {
+		d := ds[i]
 		if ok, err := t.has(manKey(repo, d)); err != nil || !ok {
 			return err
 		}
@@ -562,9 +694,9 @@ func (g *Graph) DeleteUntagged(repo string, d digest.Digest) (bool, error) {
 		if tags, err := t.tagsOf(repo, d); err != nil || len(tags) > 0 {
 			return err
 		}
-		done = true
+		done[i] = true
 		return t.deleteManifest(repo, d)
-	})
+	}, nil)
 	return done, err
 }
 

@@ -154,10 +154,11 @@ func (g *Graph) has(key []byte) (bool, error) {
 // txn is one atomic change: an indexed batch (reads see its own writes)
 // plus the counters it moves.
 type txn struct {
-	b     *pebble.Batch
-	stats Stats
-	packs map[string]*Pack // pack records changed, written at commit
-	now   time.Time        // the batch's time, for GC stamps
+	b      *pebble.Batch
+	stats  Stats
+	packs  map[string]*Pack // pack records changed, written at commit
+	now    time.Time        // the batch's time, for GC stamps
+	writes int              // sets and deletes so far
 }
 
 func (t *txn) get(key []byte) ([]byte, error) { return getFrom(t.b, key) }
@@ -171,6 +172,7 @@ func (t *txn) has(key []byte) (bool, error) {
 }
 
 func (t *txn) set(key, value []byte) error {
+	t.writes++
 	if err := t.b.Set(key, value, nil); err != nil {
 		return fmt.Errorf("refgraph: set %q: %w", key, err)
 	}
@@ -178,18 +180,54 @@ func (t *txn) set(key, value []byte) error {
 }
 
 func (t *txn) del(key []byte) error {
+	t.writes++
 	if err := t.b.Delete(key, nil); err != nil {
 		return fmt.Errorf("refgraph: delete %q: %w", key, err)
 	}
 	return nil
 }
 
-// update runs fn in one batch and commits it durably.
+// update runs fn in one batch and commits it durably. The batch is built
+// and applied under the writer mutex (so that counts read and written in
+// it are consistent with every batch before), and its fsync is waited for
+// outside it: concurrent batches share one WAL sync (Pebble's group
+// commit) instead of queueing one fsync each behind the mutex. A batch is
+// visible to readers once applied; the WAL keeps batches in order, so a
+// batch durable means every batch applied before it is durable too.
 func (g *Graph) update(fn func(t *txn) error) error {
+	b, err := g.apply(fn)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	if err := b.SyncWait(); err != nil {
+		return fmt.Errorf("refgraph: commit: %w", err)
+	}
+	return nil
+}
+
+// apply runs fn in a new batch and applies it, without waiting for its
+// fsync; the caller waits (SyncWait) and closes the batch.
+func (g *Graph) apply(fn func(t *txn) error) (*pebble.Batch, error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	t := &txn{b: g.db.NewIndexedBatch(), stats: g.stats, now: g.now()}
-	defer t.b.Close()
+	if err := t.finish(fn); err != nil {
+		t.b.Close()
+		return nil, err
+	}
+	if err := g.db.ApplyNoSyncWait(t.b, pebble.Sync); err != nil {
+		t.b.Close()
+		return nil, fmt.Errorf("refgraph: commit: %w", err)
+	}
+	g.stats = t.stats
+	return t.b, nil
+}
+
+// finish runs fn and writes what the batch changed of pack records and
+// counters.
+func (t *txn) finish(fn func(t *txn) error) error {
+	stats := t.stats
 	if err := fn(t); err != nil {
 		return err
 	}
@@ -198,7 +236,7 @@ func (g *Graph) update(fn func(t *txn) error) error {
 			return err
 		}
 	}
-	if t.stats != g.stats {
+	if t.stats != stats {
 		st, err := json.Marshal(t.stats)
 		if err != nil {
 			return err
@@ -207,10 +245,6 @@ func (g *Graph) update(fn func(t *txn) error) error {
 			return err
 		}
 	}
-	if err := t.b.Commit(pebble.Sync); err != nil {
-		return fmt.Errorf("refgraph: commit: %w", err)
-	}
-	g.stats = t.stats
 	return nil
 }
 

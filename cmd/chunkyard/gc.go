@@ -185,21 +185,34 @@ func (s *gcService) config() gc.Config {
 	return s.cfg
 }
 
-// run runs GC every Interval until ctx ends.
+// run runs GC every Interval until ctx ends, and deletes retired packs
+// when their pack grace period is over, between runs.
 func (s *gcService) run(ctx context.Context) {
+	lastRun := time.Now()
+	var packsDue time.Time // zero: none waits
 	for {
-		iv := s.config().Interval.D()
+		cfg := s.config()
+		wake, full := nextGCWake(lastRun, cfg.Interval.D(), packsDue)
 		var tick <-chan time.Time
 		var timer *time.Timer
-		if iv > 0 {
-			timer = time.NewTimer(iv)
+		if !wake.IsZero() {
+			timer = time.NewTimer(time.Until(wake))
 			tick = timer.C
 		}
 		select {
 		case <-ctx.Done():
 		case <-s.reload:
 		case <-tick:
-			s.col.Run(ctx, s.config(), false) // logs its report or error
+			var r *gc.Report
+			if full {
+				lastRun = time.Now()
+				r, _ = s.col.Run(ctx, cfg, false) // logs its report or error
+			} else {
+				r, _ = s.col.DeletePacks(ctx, cfg)
+			}
+			if r != nil {
+				packsDue = r.NextPackDeletion
+			}
 		}
 		if timer != nil {
 			timer.Stop()
@@ -208,6 +221,19 @@ func (s *gcService) run(ctx context.Context) {
 			return
 		}
 	}
+}
+
+// nextGCWake returns when GC should wake next: for the next scheduled run
+// (full), or earlier, when a retired pack may be deleted; zero: never
+// (no schedule, nothing waiting).
+func nextGCWake(lastRun time.Time, interval time.Duration, packsDue time.Time) (wake time.Time, full bool) {
+	if interval > 0 {
+		wake, full = lastRun.Add(interval), true
+	}
+	if !packsDue.IsZero() && (wake.IsZero() || packsDue.Before(wake)) {
+		wake, full = packsDue, false
+	}
+	return wake, full
 }
 
 // handler serves the admin API:

@@ -95,3 +95,25 @@ func TestAdminAPI(t *testing.T) {
 		t.Fatalf("fsck: %v\n%s", err, out.String())
 	}
 }
+
+func TestNextGCWake(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	tests := []struct {
+		interval time.Duration
+		packsDue time.Time
+		want     time.Time
+		full     bool
+	}{
+		{time.Hour, time.Time{}, t0.Add(time.Hour), true},
+		{time.Hour, t0.Add(30 * time.Minute), t0.Add(30 * time.Minute), false},
+		{time.Hour, t0.Add(2 * time.Hour), t0.Add(time.Hour), true},
+		{0, time.Time{}, time.Time{}, false},
+		{0, t0.Add(time.Minute), t0.Add(time.Minute), false},
+	}
+	for _, tt := range tests {
+		got, full := nextGCWake(t0, tt.interval, tt.packsDue)
+		if !got.Equal(tt.want) || full != tt.full {
+			t.Errorf("nextGCWake(%v, %v) = %v, %v; want %v, %v", tt.interval, tt.packsDue, got, full, tt.want, tt.full)
+		}
+	}
+}
