@@ -32,4 +32,7 @@ var (
 	ErrCorrupt = errors.New("chunkstore: corrupt data")
 	// ErrClosed is returned by Write and ReadChunk after Close.
 	ErrClosed = errors.New("chunkstore: store closed")
+	// ErrLocked: another Store, in this or another process, has the
+	// directory open.
+	ErrLocked = errors.New("chunkstore: store is open elsewhere")
 )

@@ -19,7 +19,7 @@ func lockDir(path string) (*os.File, error) {
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		_ = f.Close()
 		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, fmt.Errorf("lock %s: store is open elsewhere: %w", path, err)
+			return nil, fmt.Errorf("lock %s: %w: %w", path, ErrLocked, err)
 		}
 		return nil, fmt.Errorf("lock %s: %w", path, err)
 	}

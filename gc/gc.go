@@ -69,6 +69,9 @@ type Report struct {
 	// Dry runs: stored bytes of the chunks that the blobs retention
 	// frees would release, once the grace period is over.
 	ReclaimableBytes int64 `json:"reclaimable_bytes,omitempty"`
+	// Dry runs: what nothing uses already but waits out the grace period
+	// (a real run now would not reclaim it yet).
+	Waiting *Waiting `json:"waiting,omitempty"`
 
 	PacksRepacked     int   `json:"packs_repacked"`
 	RepackCopiedBytes int64 `json:"repack_copied_bytes"` // live bytes copied to new packs
@@ -82,6 +85,52 @@ type Report struct {
 	// NextPackDeletion is when the next retired pack may be deleted (its
 	// pack grace period over); zero if none waits.
 	NextPackDeletion time.Time `json:"next_pack_deletion,omitzero"`
+}
+
+// Waiting counts blob links no manifest uses and blobs no link
+// references whose grace period is not over yet.
+type Waiting struct {
+	Links     int       `json:"links"`
+	Blobs     int       `json:"blobs"`
+	BlobBytes int64     `json:"blob_bytes"` // logical bytes of those blobs
+	First     time.Time `json:"first_reclaimable,omitzero"`
+	Last      time.Time `json:"last_reclaimable,omitzero"`
+}
+
+func (w *Waiting) add(at time.Time) {
+	if w.First.IsZero() || at.Before(w.First) {
+		w.First = at
+	}
+	if at.After(w.Last) {
+		w.Last = at
+	}
+}
+
+// waiting finds what waits out the grace period at now.
+func (c *Collector) waiting(ctx context.Context, cfg Config, now time.Time) (*Waiting, error) {
+	w := &Waiting{}
+	grace := cfg.GracePeriod.D()
+	err := c.graph.UnusedLinksSince(func(_ string, _ digest.Digest, since time.Time) error {
+		if at := since.Add(grace); at.After(now) {
+			w.Links++
+			w.add(at)
+		}
+		return ctx.Err()
+	})
+	if err != nil {
+		return nil, err
+	}
+	err = c.graph.UnreferencedBlobsSince(func(d digest.Digest, since time.Time) error {
+		if at := since.Add(grace); at.After(now) {
+			w.Blobs++
+			w.add(at)
+			if b, err := c.graph.Blob(d); err == nil {
+				w.BlobBytes += b.Size
+			}
+		}
+		return ctx.Err()
+	})
+	return w, err
 }
 
 // MaxListed bounds Report.Deletions.
@@ -145,7 +194,9 @@ func (c *Collector) run(ctx context.Context, cfg Config, dryRun bool, now time.T
 		return fmt.Errorf("gc: retention: %w", err)
 	}
 	if dryRun {
-		return nil
+		var err error
+		r.Waiting, err = c.waiting(ctx, cfg, now)
+		return err
 	}
 	cutoff := now.Add(-cfg.GracePeriod.D())
 	if err := c.reapLinks(ctx, cutoff, r); err != nil {

@@ -100,3 +100,36 @@ func TestReclaimWithin24Hours(t *testing.T) {
 	}
 	h.fsck()
 }
+
+// A dry run says what nothing uses already but waits out the grace
+// period, and from when to when it becomes reclaimable.
+func TestDryRunReportsWhatWaits(t *testing.T) {
+	h := newHarness(t, harnessOpts{})
+	ctx := context.Background()
+	ds := h.pushDirect(ctx, "app", "v1", randomBytes(1, 100<<10))
+	if err := h.svc.DeleteManifest(ctx, "app", ds[len(ds)-1].String()); err != nil {
+		t.Fatal(err)
+	}
+	T := h.clock.now()
+	cfg := gc.Default()
+	if err := cfg.Check(); err != nil {
+		t.Fatal(err)
+	}
+	h.clock.advance(time.Hour)
+	r, err := h.col.Run(ctx, cfg, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := r.Waiting
+	want := T.Add(cfg.GracePeriod.D())
+	if w == nil || w.Links != 2 || w.Blobs != 1 || !w.First.Equal(want) || !w.Last.Equal(want) || w.BlobBytes == 0 {
+		t.Fatalf("waiting = %+v; want 2 links (config, layer), 1 blob (the manifest), reclaimable at T+%v", w, cfg.GracePeriod.D())
+	}
+	h.clock.advance(cfg.GracePeriod.D())
+	if r, err = h.col.Run(ctx, cfg, true); err != nil {
+		t.Fatal(err)
+	}
+	if w := r.Waiting; w.Links != 0 || w.Blobs != 0 {
+		t.Fatalf("after the grace period, waiting = %+v", w)
+	}
+}

@@ -156,16 +156,41 @@ func (g *Graph) view(fn func(t *txn) error) error {
 // scanStamps calls fn for each key under prefix whose stamp is before
 // cutoff, with the key's remainder.
 func (g *Graph) scanStamps(prefix string, cutoff time.Time, fn func(rest string) error) error {
+	return g.scanStampTimes(prefix, func(rest string, ts time.Time) error {
+		if ts.Before(cutoff) {
+			return fn(rest)
+		}
+		return nil
+	})
+}
+
+// scanStampTimes calls fn for each key under prefix with its stamp.
+func (g *Graph) scanStampTimes(prefix string, fn func(rest string, ts time.Time) error) error {
 	return g.scan([]byte(prefix), "", func(k, v []byte) (bool, error) {
 		ts, err := decodeTime(v)
 		if err != nil {
 			return false, fmt.Errorf("%q: %w", k, err)
 		}
-		if ts.Before(cutoff) {
-			return true, fn(string(k[len(prefix):]))
-		}
-		return true, nil
+		return true, fn(string(k[len(prefix):]), ts)
 	})
+}
+
+// UnusedLinksSince calls fn for each blob link no manifest of its
+// repository uses, with the time it became unused.
+func (g *Graph) UnusedLinksSince(fn func(repo string, d digest.Digest, since time.Time) error) error {
+	return g.scanStampTimes(prefixUnused, func(rest string, ts time.Time) error {
+		repo, d, err := splitRepoDigest(rest)
+		if err != nil {
+			return err
+		}
+		return fn(repo, d, ts)
+	})
+}
+
+// UnreferencedBlobsSince calls fn for each blob no link references, with
+// the time it became unreferenced.
+func (g *Graph) UnreferencedBlobsSince(fn func(d digest.Digest, since time.Time) error) error {
+	return g.scanStampTimes(prefixUnref, func(rest string, ts time.Time) error { return fn(digest.Digest(rest), ts) })
 }
 
 func splitRepoDigest(rest string) (string, digest.Digest, error) {

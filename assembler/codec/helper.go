@@ -50,7 +50,23 @@ type helperParams struct {
 
 var loaded struct {
 	sync.RWMutex
-	list []*helper
+	list   []*helper
+	probed []HelperInfo // every helper LoadHelpers asked, with what it said
+}
+
+// HelperInfo is a helper program found by LoadHelpers and the output
+// classes it said it writes (none: it cannot write anything here, e.g.
+// the gnu-gzip helper on a host without GNU gzip).
+type HelperInfo struct {
+	Path    string
+	Classes map[string]string // encoder -> output class
+}
+
+// ProbedHelpers lists the helpers LoadHelpers found, in the order found.
+func ProbedHelpers() []HelperInfo {
+	loaded.RLock()
+	defer loaded.RUnlock()
+	return slices.Clone(loaded.probed)
 }
 
 // LoadHelpers finds the encoder helpers in dir, asks each for its output
@@ -73,6 +89,13 @@ func LoadHelpers(ctx context.Context, dir string) ([]string, error) {
 		if err != nil {
 			return added, err
 		}
+		info := HelperInfo{Path: p, Classes: map[string]string{}}
+		for enc, class := range h.classes {
+			info.Classes[enc] = class
+		}
+		loaded.Lock()
+		loaded.probed = append(loaded.probed, info)
+		loaded.Unlock()
 		added = append(added, addHelper(h)...)
 	}
 	return added, nil

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -68,9 +69,18 @@ func fetchAll(ctx context.Context, args []string, insecure bool, platform string
 		}
 	}
 	for _, a := range args {
-		if fi, err := os.Stat(a); err == nil && fi.IsDir() {
+		fi, statErr := os.Stat(a)
+		if statErr == nil && fi.IsDir() {
 			dirs = append(dirs, a)
 			continue
+		}
+		if statErr == nil {
+			cleanup()
+			return nil, nil, fmt.Errorf("bench estimate: %s is a file, not an OCI layout directory", a)
+		}
+		if looksLikePath(a) {
+			cleanup()
+			return nil, nil, fmt.Errorf("bench estimate: no such OCI layout directory: %w", statErr)
 		}
 		t, err := os.MkdirTemp("", "chunkyard-estimate-")
 		if err != nil {
@@ -80,9 +90,26 @@ func fetchAll(ctx context.Context, args []string, insecure bool, platform string
 		temps = append(temps, t)
 		if err := fetchLayout(ctx, a, t, insecure, platform, log); err != nil {
 			cleanup()
-			return nil, nil, err
+			return nil, nil, fmt.Errorf("%w (and there is no directory %s)", err, a)
 		}
 		dirs = append(dirs, t)
 	}
 	return dirs, cleanup, nil
+}
+
+// looksLikePath reports whether a names a file system path rather than an
+// image reference: it starts like one (/, ./, ../, ~), or its first
+// element is a directory here.
+func looksLikePath(a string) bool {
+	for _, p := range []string{"/", "./", "../", "~", "."} {
+		if strings.HasPrefix(a, p) {
+			return true
+		}
+	}
+	first, _, ok := strings.Cut(a, "/")
+	if !ok {
+		return false
+	}
+	fi, err := os.Stat(first)
+	return err == nil && fi.IsDir()
 }

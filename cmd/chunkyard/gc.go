@@ -25,16 +25,28 @@ import (
 // the admin API.
 const gcSetting = "gc-config"
 
-// loadGCConfig returns the GC configuration: the file if one is given,
+// readGCConfigFile reads and checks a GC configuration file; nil if path
+// is empty.
+func readGCConfigFile(path string) (*gc.Config, error) {
+	if path == "" {
+		return nil, nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("gc config: %w", err)
+	}
+	c, err := gc.Parse(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return &c, nil
+}
+
+// loadGCConfig returns the GC configuration: the file's if one was read,
 // else the one stored in the index by the admin API, else the defaults.
-func loadGCConfig(path string, g *refgraph.Graph) (gc.Config, string, error) {
-	if path != "" {
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return gc.Config{}, "", fmt.Errorf("gc config: %w", err)
-		}
-		c, err := gc.Parse(b)
-		return c, path, err
+func loadGCConfig(file *gc.Config, path string, g *refgraph.Graph) (gc.Config, string, error) {
+	if file != nil {
+		return *file, path, nil
 	}
 	b, err := g.Setting(gcSetting)
 	if errors.Is(err, refgraph.ErrNotFound) {
@@ -56,6 +68,7 @@ func gcCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	var sf storeFlags
 	addStoreFlags(fs, &sf)
+	addWriteFlags(fs, &sf) // repacking writes packs
 	config := fs.String("config", "", "GC configuration file (TOML; see: chunkyard gc --example); default: the one set over the admin API, else the defaults")
 	dryRun := fs.Bool("dry-run", false, "list what a run would delete and reclaim; change nothing")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
@@ -67,15 +80,19 @@ func gcCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprint(stdout, gc.Example)
 		return nil
 	}
+	fileCfg, err := readGCConfigFile(*config)
+	if err != nil {
+		return err
+	}
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	data, err := openData(ctx, sf, log)
+	data, err := openData(ctx, sf, log, false)
 	if err != nil {
 		return err
 	}
 	defer data.Close()
-	cfg, _, err := loadGCConfig(*config, data.graph)
+	cfg, _, err := loadGCConfig(fileCfg, *config, data.graph)
 	if err != nil {
 		return err
 	}
@@ -110,6 +127,10 @@ func printReport(w io.Writer, r *gc.Report) {
 	if r.DryRun {
 		fmt.Fprintf(tw, "blobs left unreferenced\t%d\t(%s; removed one grace period after they lose their last reference)\n", r.BlobsDeleted, bench.HumanBytes(r.BlobBytes))
 		fmt.Fprintf(tw, "reclaimable\t%d\t(%s stored, the chunks only those blobs hold; packs are rewritten below repack_below)\n", r.ReclaimableBytes, bench.HumanBytes(r.ReclaimableBytes))
+		if w := r.Waiting; w != nil && (w.Links > 0 || w.Blobs > 0) {
+			fmt.Fprintf(tw, "waiting for the grace period\t%d links, %d blobs\t(%s; unused already, reclaimable from %s to %s)\n",
+				w.Links, w.Blobs, bench.HumanBytes(w.BlobBytes), w.First.Format(time.RFC3339), w.Last.Format(time.RFC3339))
+		}
 	} else {
 		fmt.Fprintf(tw, "links reaped\t%d\n", r.LinksReaped)
 		fmt.Fprintf(tw, "blobs deleted\t%d\t(%s)\n", r.BlobsDeleted, bench.HumanBytes(r.BlobBytes))
@@ -133,7 +154,7 @@ func fsckCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	data, err := openData(ctx, sf, log)
+	data, err := openData(ctx, sf, log, false)
 	if err != nil {
 		return err
 	}

@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -34,5 +36,34 @@ func TestServeRefusesMissingEncoder(t *testing.T) {
 	err = loadHelpers(context.Background(), empty, g, slog.Default())
 	if err == nil || !strings.Contains(err.Error(), "klauspost-zstd klauspost/compress v0.0.1 (1 layers)") {
 		t.Fatalf("err = %v, want the missing class named", err)
+	}
+}
+
+// When the helper for a class is there but can write nothing (its tool
+// is missing or changed), the refusal names that helper and what it
+// writes, not "build the helpers".
+func TestServeRefusalNamesTheHelper(t *testing.T) {
+	g, err := refgraph.Open(t.TempDir(), slog.Default())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	dir := t.TempDir()
+	script := "#!/bin/sh\n[ \"$1\" = version ] && echo '{\"Protocol\":1,\"Classes\":{}}'\n"
+	if err := os.WriteFile(filepath.Join(dir, "chunkyard-codec-gnu-gzip"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	d := digest.FromString("gnu layer")
+	if _, err := g.CommitPending("r", d, 10); err != nil {
+		t.Fatal(err)
+	}
+	recipe := `{"Format":"gzip","Encoder":"gnu-gzip","Version":"gnu-gzip 1.12","Level":9}`
+	if err := g.ConvertBlob(d, nil, &refgraph.Layout{Encoding: []byte(recipe)}); err != nil {
+		t.Fatal(err)
+	}
+	err = loadHelpers(context.Background(), dir, g, slog.Default())
+	if err == nil || !strings.Contains(err.Error(), "chunkyard-codec-gnu-gzip writes nothing") ||
+		strings.Contains(err.Error(), "no encoder helper was found") {
+		t.Fatalf("err = %v, want the helper named with what it writes", err)
 	}
 }

@@ -15,26 +15,36 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"runtime/debug"
-	"strings"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
 var version = ""
 
 func main() {
-	if err := run(context.Background(), os.Args[1:], os.Stdout, os.Stderr); err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(os.Stderr, "chunkyard:", err)
-		}
-		os.Exit(1)
-	}
+	os.Exit(exitCode(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr), os.Stderr))
 }
+
+// exitCode is the exit status for run's error: 0 for none or for -h
+// (the usage was asked for), 2 for a missing command, else 1 with the
+// error printed.
+func exitCode(err error, stderr io.Writer) int {
+	switch {
+	case err == nil || isHelp(err):
+		return 0
+	case errors.Is(err, errUsage):
+		return 2
+	}
+	fmt.Fprintln(stderr, "chunkyard:", err)
+	return 1
+}
+
+// errUsage: the command line named no command; the usage was printed.
+var errUsage = errors.New("usage")
 
 const usage = `usage: chunkyard <command> [flags]
 
@@ -52,7 +62,7 @@ Run "chunkyard <command> -h" for the flags of a command.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
-		return flag.ErrHelp
+		return errUsage
 	}
 	switch args[0] {
 	case "serve":
@@ -77,38 +87,45 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 }
 
+// versionString is the release (set with -ldflags "-X main.version=...",
+// as scripts/build does from git describe) or the module version, with
+// the commit, its time and whether the tree was modified, and the Go
+// toolchain.
 func versionString() string {
-	if version != "" {
-		return version
-	}
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		v := bi.Main.Version
-		for _, s := range bi.Settings {
-			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
-				v += " " + s.Value[:12]
-			}
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		if version != "" {
+			return version
 		}
-		return strings.TrimSpace(v + " " + bi.GoVersion)
+		return "unknown (no build information)"
 	}
-	return "unknown"
-}
-
-// parseFlags parses args into fs, after taking defaults from CHUNKYARD_*
-// environment variables.
-func parseFlags(fs *flag.FlagSet, args []string) error {
-	var envErr error
-	fs.VisitAll(func(f *flag.Flag) {
-		env := "CHUNKYARD_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
-		if v, ok := os.LookupEnv(env); ok {
-			if err := f.Value.Set(v); err != nil && envErr == nil {
-				envErr = fmt.Errorf("%s=%q: %w", env, v, err)
-			}
+	v := version
+	if v == "" {
+		v = bi.Main.Version
+	}
+	var rev, at string
+	dirty := false
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.time":
+			at = s.Value
+		case "vcs.modified":
+			dirty = s.Value == "true"
 		}
-	})
-	if envErr != nil {
-		return envErr
 	}
-	return fs.Parse(args)
+	out := v
+	if rev != "" {
+		out += " commit " + rev[:min(12, len(rev))]
+		if dirty {
+			out += " (modified)"
+		}
+		if at != "" {
+			out += " " + at
+		}
+	}
+	return out + " " + bi.GoVersion
 }
 
 func newLogger(w io.Writer, level string) (*slog.Logger, error) {

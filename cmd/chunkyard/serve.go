@@ -33,15 +33,16 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	addr := fs.String("addr", "127.0.0.1:5000", "address to listen on")
 	var sf storeFlags
 	addStoreFlags(fs, &sf)
+	addWriteFlags(fs, &sf)
 	uploadTTL := fs.Duration("upload-ttl", 24*time.Hour, "idle upload sessions older than this expire")
-	maxManifest := fs.Int64("max-manifest-size", 4<<20, "largest manifest accepted, in bytes")
+	maxManifest := sizeFlag(fs, "max-manifest-size", 4<<20, "largest manifest accepted")
 	shutdownTimeout := fs.Duration("shutdown-timeout", 60*time.Second, "how long in-flight requests may take to finish on SIGINT/SIGTERM")
 	ioTimeout := fs.Duration("io-timeout", time.Minute, "a client that sends or takes no byte of a request or response for this long is cut off (0: never)")
 	convertWorkers := fs.Int("convert-workers", 1, "layers converted (split, chunked, encoder found) at once in the background; 0: chunk every blob opaque on push")
-	maxInflated := fs.Int64("max-inflated-size", 16<<30, "layers that decompress past this many bytes stay opaque")
+	maxInflated := sizeFlag(fs, "max-inflated-size", 16<<30, "layers that decompress past this size stay opaque")
 	maxRatio := fs.Float64("max-inflate-ratio", 100, "layers that decompress past this ratio stay opaque")
 	convertYield := fs.Duration("convert-yield", 2*time.Minute, "how long one layer conversion may pause, in all, while uploads are in flight (negative: never)")
-	layerCacheSize := fs.Int64("layer-cache-size", 4<<30, "bytes of encoded layers kept for hot pulls in --layer-cache-dir (0: none)")
+	layerCacheSize := sizeFlag(fs, "layer-cache-size", 4<<30, "encoded layers kept for hot pulls in --layer-cache-dir (0: none kept; cold layers are still encoded there while pulled)")
 	layerCacheDir := fs.String("layer-cache-dir", "", "directory of the encoded layer cache (default DATA/layer-cache)")
 	maxEncodes := fs.Int("max-encodes", 0, "layer encodes running at once; more pulls wait (0: 2 per CPU)")
 	helperDir := fs.String("codec-helpers", "", codecHelpersUsage)
@@ -59,11 +60,46 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// Validate everything and take the ports before the data dir is
+	// touched: a typo or a busy port must not initialise a data dir.
+	if err := sf.check(); err != nil {
+		return err
+	}
+	switch {
+	case *convertWorkers < 0:
+		return fmt.Errorf("--convert-workers %d: must be 0 or more", *convertWorkers)
+	case *maxRatio <= 0:
+		return fmt.Errorf("--max-inflate-ratio %g: must be positive", *maxRatio)
+	case *maxEncodes < 0:
+		return fmt.Errorf("--max-encodes %d: must be 0 or more", *maxEncodes)
+	}
+	gcFileCfg, err := readGCConfigFile(*gcConfig)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return fmt.Errorf("--addr: %w", err)
+	}
+	defer ln.Close()
+	var aln, dln net.Listener
+	if *adminAddr != "" {
+		if aln, err = net.Listen("tcp", *adminAddr); err != nil {
+			return fmt.Errorf("--admin-addr: %w", err)
+		}
+		defer aln.Close()
+	}
+	if *debugAddr != "" {
+		if dln, err = net.Listen("tcp", *debugAddr); err != nil {
+			return fmt.Errorf("--debug-addr: %w", err)
+		}
+		defer dln.Close()
+	}
 
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
-	data, err := openData(ctx, sf, log)
+	data, err := openData(ctx, sf, log, true)
 	if err != nil {
 		return err
 	}
@@ -105,7 +141,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	gcCfg, gcFrom, err := loadGCConfig(*gcConfig, data.graph)
+	gcCfg, gcFrom, err := loadGCConfig(gcFileCfg, *gcConfig, data.graph)
 	if err != nil {
 		return err
 	}
@@ -134,22 +170,14 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		svc.Close()
 	}()
 
-	if *adminAddr != "" {
-		aln, err := net.Listen("tcp", *adminAddr)
-		if err != nil {
-			return fmt.Errorf("--admin-addr: %w", err)
-		}
+	if aln != nil {
 		asrv := &http.Server{Handler: gcs.handler(), ReadHeaderTimeout: 30 * time.Second, BaseContext: func(net.Listener) context.Context { return bg }}
 		go asrv.Serve(aln)
 		defer asrv.Close()
 		log.Info("serving the admin API", "addr", aln.Addr().String())
 	}
 
-	if *debugAddr != "" {
-		dln, err := net.Listen("tcp", *debugAddr)
-		if err != nil {
-			return fmt.Errorf("--debug-addr: %w", err)
-		}
+	if dln != nil {
 		mux := http.NewServeMux()
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
@@ -159,10 +187,6 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		log.Info("serving pprof", "addr", dln.Addr().String())
 	}
 
-	ln, err := net.Listen("tcp", *addr)
-	if err != nil {
-		return err
-	}
 	srv := &http.Server{
 		Handler:           ocihttp.NewHandler(svc, ocihttp.Options{Logger: log, MaxManifestSize: *maxManifest, IOTimeout: *ioTimeout}),
 		ReadHeaderTimeout: 30 * time.Second,
@@ -212,10 +236,35 @@ func loadHelpers(ctx context.Context, dir string, graph *refgraph.Graph, log *sl
 	}
 	if len(missing) > 0 {
 		slices.Sort(missing)
-		return fmt.Errorf("layers in this store need encoders this build lacks: %s; build the helpers next to chunkyard (scripts/build) or pass --codec-helpers",
-			strings.Join(missing, ", "))
+		return fmt.Errorf("layers in this store need encoder classes this server cannot write: %s; %s",
+			strings.Join(missing, ", "), helpersFound())
 	}
 	return nil
+}
+
+// helpersFound says which encoder helpers were found and what each can
+// write, so that a missing class can be traced to its cause: no helper at
+// all (build them), or a helper whose tool writes another class now.
+func helpersFound() string {
+	probed := codec.ProbedHelpers()
+	if len(probed) == 0 {
+		return "no encoder helper was found: build them next to chunkyard (scripts/build) or pass --codec-helpers DIR"
+	}
+	var parts []string
+	for _, h := range probed {
+		var classes []string
+		for enc, class := range h.Classes {
+			classes = append(classes, enc+" "+class)
+		}
+		slices.Sort(classes)
+		desc := strings.Join(classes, ", ")
+		if desc == "" {
+			desc = "nothing (its tool is missing here or not the expected one)"
+		}
+		parts = append(parts, fmt.Sprintf("%s writes %s", filepath.Base(h.Path), desc))
+	}
+	return "the encoder helpers found: " + strings.Join(parts, "; ") +
+		". A helper that is there but writes another class runs a tool that changed on this host (chunkyard-codec-gnu-gzip runs the host's gzip, whose release must match)"
 }
 
 // codecHelpersUsage is the --codec-helpers flag's usage.

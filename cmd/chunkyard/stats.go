@@ -69,7 +69,7 @@ func stats(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	data, err := openData(ctx, sf, log)
+	data, err := openData(ctx, sf, log, false)
 	if err != nil {
 		return err
 	}

@@ -31,7 +31,9 @@ type dataDir struct {
 }
 
 // storeFlags are the flags that choose and open the storage; serve and the
-// offline commands share them.
+// offline commands share them. The write flags (pack size, chunk
+// compression, read cache) belong to the commands that write packs or
+// read them from S3 in bulk: serve and gc.
 type storeFlags struct {
 	data          string
 	storage       string
@@ -42,11 +44,9 @@ type storeFlags struct {
 }
 
 func addStoreFlags(fs *flag.FlagSet, f *storeFlags) {
+	f.packSize, f.readCacheSize, f.compression = chunkstore.DefaultPackSize, 0, "default"
 	fs.StringVar(&f.data, "data", "./chunkyard-data", "data directory (index, staging packs, uploads; packs too with --storage fs)")
 	fs.StringVar(&f.storage, "storage", "fs", "where sealed packs go: fs (under --data) or s3")
-	fs.Int64Var(&f.packSize, "pack-size", chunkstore.DefaultPackSize, "target pack size in bytes")
-	fs.StringVar(&f.compression, "chunk-compression", "default", "zstd level of new chunks: fastest, default or better")
-	fs.Int64Var(&f.readCacheSize, "read-cache-size", 1<<30, "bytes of pack records read from S3 to keep in DATA/cache (0: none; unused with fs)")
 	fs.StringVar(&f.s3.Bucket, "s3-bucket", "", "S3 bucket for packs (--storage s3)")
 	fs.StringVar(&f.s3.Prefix, "s3-prefix", "", "key prefix for packs in the bucket")
 	fs.StringVar(&f.s3.Endpoint, "s3-endpoint", "", "S3 endpoint URL for MinIO, versitygw, Ceph, R2, ... (default: AWS, or AWS_ENDPOINT_URL_S3)")
@@ -56,27 +56,58 @@ func addStoreFlags(fs *flag.FlagSet, f *storeFlags) {
 	fs.IntVar(&f.s3.MaxAttempts, "s3-max-attempts", 5, "attempts per S3 request, with exponential backoff")
 }
 
-func openData(ctx context.Context, f storeFlags, log *slog.Logger) (*dataDir, error) {
+// addWriteFlags adds the flags of commands that write packs.
+func addWriteFlags(fs *flag.FlagSet, f *storeFlags) {
+	fs.Var((*byteSize)(&f.packSize), "pack-size", "target pack size")
+	fs.StringVar(&f.compression, "chunk-compression", "default", "zstd level of new chunks: fastest, default or better")
+	f.readCacheSize = 1 << 30
+	fs.Var((*byteSize)(&f.readCacheSize), "read-cache-size", "pack records read from S3 kept in DATA/cache (0: none; unused with fs)")
+}
+
+// check validates the flags before anything is opened or created.
+func (f storeFlags) check() error {
+	if _, err := chunkstore.ParseCompression(f.compression); err != nil {
+		return fmt.Errorf("--chunk-compression: %w", err)
+	}
+	switch f.storage {
+	case "fs":
+	case "s3":
+		if f.s3.Bucket == "" {
+			return errors.New("--storage s3 needs --s3-bucket")
+		}
+	default:
+		return fmt.Errorf("--storage %q: want fs or s3", f.storage)
+	}
+	if f.packSize <= 0 {
+		return fmt.Errorf("--pack-size %d: must be positive", f.packSize)
+	}
+	return nil
+}
+
+// openData opens the data dir of f. Only serve creates one (create);
+// the other commands refuse a directory that holds no store, so that a
+// mistyped --data is an error rather than an empty store.
+func openData(ctx context.Context, f storeFlags, log *slog.Logger, create bool) (*dataDir, error) {
+	if err := f.check(); err != nil {
+		return nil, err
+	}
+	if !create {
+		if err := hasStore(f.data); err != nil {
+			return nil, err
+		}
+	}
 	if err := os.MkdirAll(f.data, 0o750); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
 	d := &dataDir{}
-	compression, err := chunkstore.ParseCompression(f.compression)
-	if err != nil {
-		return nil, err
-	}
+	compression, _ := chunkstore.ParseCompression(f.compression)
 	opts := chunkstore.Options{
 		Dir:         filepath.Join(f.data, "store"),
 		PackSize:    f.packSize,
 		Compression: compression,
 		Logger:      log,
 	}
-	switch f.storage {
-	case "fs":
-	case "s3":
-		if f.s3.Bucket == "" {
-			return nil, errors.New("--storage s3 needs --s3-bucket")
-		}
+	if f.storage == "s3" {
 		f.s3.Logger = log
 		b, err := s3.New(ctx, f.s3)
 		if err != nil {
@@ -86,12 +117,13 @@ func openData(ctx context.Context, f storeFlags, log *slog.Logger) (*dataDir, er
 		opts.Backend = b
 		opts.ReadCacheDir = filepath.Join(f.data, "cache")
 		opts.ReadCacheSize = f.readCacheSize
-	default:
-		return nil, fmt.Errorf("--storage %q: want fs or s3", f.storage)
 	}
 	// Packs first: a pack left open by a crash is recovered (and, with S3,
 	// staged packs are uploaded) before anything else is served.
 	store, err := chunkstore.Open(ctx, opts)
+	if errors.Is(err, chunkstore.ErrLocked) {
+		return nil, fmt.Errorf("data dir %s is in use by another chunkyard process (a running chunkyard serve?); this command needs it to itself: stop the server first (%w)", f.data, err)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -101,6 +133,19 @@ func openData(ctx context.Context, f storeFlags, log *slog.Logger) (*dataDir, er
 		return nil, err
 	}
 	return d, nil
+}
+
+// hasStore checks that dir holds a chunkyard data dir.
+func hasStore(dir string) error {
+	for _, p := range []string{filepath.Join(dir, "store", "config.json"), filepath.Join(dir, "index")} {
+		if _, err := os.Stat(p); err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				return fmt.Errorf("%s holds no chunkyard data dir (no %s): check --data; chunkyard serve creates one", dir, p)
+			}
+			return fmt.Errorf("data dir: %w", err)
+		}
+	}
+	return nil
 }
 
 func (d *dataDir) Close() error {
