@@ -32,6 +32,7 @@ var errorCodes = []errorCode{
 	{registry.ErrTooLarge, "SIZE_INVALID", http.StatusRequestEntityTooLarge},
 	{registry.ErrRangeInvalid, "BLOB_UPLOAD_INVALID", http.StatusRequestedRangeNotSatisfiable},
 	{registry.ErrTagInvalid, "TAG_INVALID", http.StatusBadRequest},
+	{registry.ErrPaginationInvalid, "PAGINATION_NUMBER_INVALID", http.StatusBadRequest},
 	{registry.ErrUnsupported, "UNSUPPORTED", http.StatusMethodNotAllowed},
 }
 

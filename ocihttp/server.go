@@ -81,7 +81,11 @@ func NewHandler(reg Registry, opts Options) http.Handler {
 	}
 	s := &server{reg: reg, log: opts.Logger, maxMan: opts.MaxManifestSize, ioTimeout: opts.IOTimeout}
 	r := mux.NewRouter()
+	// Match on the escaped path and never clean it: "..%2f.." stays inside
+	// one variable (a tag, a digest, an upload id), where validation
+	// answers it with the spec's code, and no path is ever redirected.
 	r.SkipClean(true)
+	r.UseEncodedPath()
 	v2 := r.PathPrefix("/v2").Subrouter()
 	// The route table. Upload routes come before blob routes.
 	v2.HandleFunc("/", s.ping).Methods(http.MethodGet, http.MethodHead)
@@ -99,7 +103,11 @@ func NewHandler(reg Registry, opts Options) http.Handler {
 	v2.HandleFunc("/"+name+"/blobs/{digest}", s.repo(s.deleteBlob)).Methods(http.MethodDelete)
 	v2.HandleFunc("/"+name+"/referrers/{digest}", s.repo(s.referrers)).Methods(http.MethodGet)
 	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		writeCode(w, http.StatusNotFound, "NOT_FOUND", "no such endpoint")
+		if badSegments(r.URL.EscapedPath()) {
+			writeCode(w, http.StatusBadRequest, "NAME_INVALID", "the path holds empty, \".\" or \"..\" segments")
+			return
+		}
+		writeCode(w, http.StatusNotFound, "UNSUPPORTED", "no such endpoint of the distribution API")
 	})
 	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeCode(w, http.StatusMethodNotAllowed, "UNSUPPORTED", "method not allowed")
@@ -181,10 +189,39 @@ func (b *deadlineBody) Read(p []byte) (int, error) {
 // written in one place.
 type repoHandler func(w http.ResponseWriter, r *http.Request, repo string) error
 
+// badSegments reports whether an escaped path has an empty, "." or ".."
+// segment, escaped or not.
+func badSegments(path string) bool {
+	segs := strings.Split(strings.TrimPrefix(path, "/"), "/")
+	for i, seg := range segs {
+		if u, err := url.PathUnescape(seg); err == nil {
+			seg = u
+		}
+		if seg == "." || seg == ".." || (seg == "" && i < len(segs)-1) {
+			return true
+		}
+	}
+	return false
+}
+
+// pathVar returns the route variable key of r, unescaped (routes match the
+// escaped path); a bad escape is answered as the variable's own error.
+func pathVar(r *http.Request, key string) (string, error) {
+	v, err := url.PathUnescape(mux.Vars(r)[key])
+	if err != nil {
+		return "", fmt.Errorf("bad escape in %s %q: %w", key, mux.Vars(r)[key], err)
+	}
+	return v, nil
+}
+
 func (s *server) repo(h repoHandler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		repo := mux.Vars(r)["name"]
-		err := registry.ValidateName(repo)
+		repo, err := pathVar(r, "name")
+		if err != nil {
+			err = fmt.Errorf("%w: %v", registry.ErrNameInvalid, err)
+		} else {
+			err = registry.ValidateName(repo)
+		}
 		if err == nil {
 			err = h(w, r, repo)
 		}
@@ -201,6 +238,34 @@ func (s *server) ping(w http.ResponseWriter, r *http.Request) {
 
 // ---- blobs ----
 
+// digestVar parses the route's digest variable.
+func digestVar(r *http.Request) (digest.Digest, error) {
+	v, err := pathVar(r, "digest")
+	if err != nil {
+		return "", fmt.Errorf("%w: %v", registry.ErrDigestInvalid, err)
+	}
+	return parseDigest(v)
+}
+
+// uploadVar returns the route's upload id (validated by the service).
+func uploadVar(r *http.Request) (string, error) {
+	v, err := pathVar(r, "uuid")
+	if err != nil {
+		return "", fmt.Errorf("%w: %v", registry.ErrBlobUploadUnknown, err)
+	}
+	return v, nil
+}
+
+// referenceVar returns the route's manifest reference (validated by the
+// service).
+func referenceVar(r *http.Request) (string, error) {
+	v, err := pathVar(r, "reference")
+	if err != nil {
+		return "", fmt.Errorf("%w: %v", registry.ErrTagInvalid, err)
+	}
+	return v, nil
+}
+
 func parseDigest(v string) (digest.Digest, error) {
 	d, err := digest.Parse(v)
 	if err != nil {
@@ -210,7 +275,7 @@ func parseDigest(v string) (digest.Digest, error) {
 }
 
 func (s *server) getBlob(w http.ResponseWriter, r *http.Request, repo string) error {
-	d, err := parseDigest(mux.Vars(r)["digest"])
+	d, err := digestVar(r)
 	if err != nil {
 		return err
 	}
@@ -297,7 +362,7 @@ func parseRange(v string, size int64) (off, length int64, partial bool, err erro
 }
 
 func (s *server) deleteBlob(w http.ResponseWriter, r *http.Request, repo string) error {
-	d, err := parseDigest(mux.Vars(r)["digest"])
+	d, err := digestVar(r)
 	if err != nil {
 		return err
 	}
@@ -366,7 +431,10 @@ func (s *server) startUpload(w http.ResponseWriter, r *http.Request, repo string
 }
 
 func (s *server) uploadStatus(w http.ResponseWriter, r *http.Request, repo string) error {
-	id := mux.Vars(r)["uuid"]
+	id, err := uploadVar(r)
+	if err != nil {
+		return err
+	}
 	size, err := s.reg.UploadStatus(r.Context(), repo, id)
 	if err != nil {
 		return err
@@ -396,7 +464,10 @@ func contentRangeStart(r *http.Request) (int64, error) {
 }
 
 func (s *server) patchUpload(w http.ResponseWriter, r *http.Request, repo string) error {
-	id := mux.Vars(r)["uuid"]
+	id, err := uploadVar(r)
+	if err != nil {
+		return err
+	}
 	off, err := contentRangeStart(r)
 	if err != nil {
 		return err
@@ -410,7 +481,10 @@ func (s *server) patchUpload(w http.ResponseWriter, r *http.Request, repo string
 }
 
 func (s *server) putUpload(w http.ResponseWriter, r *http.Request, repo string) error {
-	id := mux.Vars(r)["uuid"]
+	id, err := uploadVar(r)
+	if err != nil {
+		return err
+	}
 	d, err := parseDigest(r.URL.Query().Get("digest"))
 	if err != nil {
 		return err
@@ -427,7 +501,11 @@ func (s *server) putUpload(w http.ResponseWriter, r *http.Request, repo string) 
 }
 
 func (s *server) cancelUpload(w http.ResponseWriter, r *http.Request, repo string) error {
-	if err := s.reg.CancelUpload(r.Context(), repo, mux.Vars(r)["uuid"]); err != nil {
+	id, err := uploadVar(r)
+	if err != nil {
+		return err
+	}
+	if err := s.reg.CancelUpload(r.Context(), repo, id); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -437,9 +515,11 @@ func (s *server) cancelUpload(w http.ResponseWriter, r *http.Request, repo strin
 // ---- manifests ----
 
 func (s *server) getManifest(w http.ResponseWriter, r *http.Request, repo string) error {
-	ref := mux.Vars(r)["reference"]
+	ref, err := referenceVar(r)
+	if err != nil {
+		return err
+	}
 	var m registry.Manifest
-	var err error
 	if r.Method == http.MethodHead {
 		m, err = s.reg.StatManifest(r.Context(), repo, ref)
 	} else {
@@ -461,7 +541,10 @@ func (s *server) getManifest(w http.ResponseWriter, r *http.Request, repo string
 }
 
 func (s *server) putManifest(w http.ResponseWriter, r *http.Request, repo string) error {
-	ref := mux.Vars(r)["reference"]
+	ref, err := referenceVar(r)
+	if err != nil {
+		return err
+	}
 	if r.ContentLength > s.maxMan {
 		return fmt.Errorf("%w: manifest of %d bytes, limit %d", registry.ErrTooLarge, r.ContentLength, s.maxMan)
 	}
@@ -491,7 +574,11 @@ func mediaType(ct string) string {
 }
 
 func (s *server) deleteManifest(w http.ResponseWriter, r *http.Request, repo string) error {
-	if err := s.reg.DeleteManifest(r.Context(), repo, mux.Vars(r)["reference"]); err != nil {
+	ref, err := referenceVar(r)
+	if err != nil {
+		return err
+	}
+	if err := s.reg.DeleteManifest(r.Context(), repo, ref); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusAccepted)
@@ -506,7 +593,7 @@ func pageParams(r *http.Request) (last string, n int, err error) {
 	n = -1
 	if v := q.Get("n"); v != "" {
 		if n, err = strconv.Atoi(v); err != nil || n < 0 {
-			return "", 0, fmt.Errorf("%w: n=%q", registry.ErrUnsupported, v)
+			return "", 0, fmt.Errorf("%w: n=%q", registry.ErrPaginationInvalid, v)
 		}
 	}
 	return q.Get("last"), n, nil
@@ -562,7 +649,7 @@ func (s *server) catalog(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *server) referrers(w http.ResponseWriter, r *http.Request, repo string) error {
-	d, err := parseDigest(mux.Vars(r)["digest"])
+	d, err := digestVar(r)
 	if err != nil {
 		return err
 	}

@@ -19,4 +19,5 @@ var (
 	ErrRangeInvalid        = errors.New("requested range not satisfiable")
 	ErrUnsupported         = errors.New("the operation is unsupported")
 	ErrTagInvalid          = errors.New("invalid tag")
+	ErrPaginationInvalid   = errors.New("invalid number of results requested")
 )

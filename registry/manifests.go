@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/chunkyard/chunkyard/chunkstore"
 	"github.com/chunkyard/chunkyard/refgraph"
@@ -59,9 +60,11 @@ type manifestBody struct {
 func (s *Service) resolve(repo, ref string) (digest.Digest, error) {
 	if d, err := digest.Parse(ref); err == nil {
 		return d, nil
+	} else if strings.Contains(ref, ":") {
+		return "", fmt.Errorf("%w: reference %q: %v", ErrDigestInvalid, ref, err)
 	}
 	if err := ValidateTag(ref); err != nil {
-		return "", fmt.Errorf("%w: %v", ErrManifestUnknown, err)
+		return "", err
 	}
 	d, err := s.graph.ResolveTag(repo, ref)
 	return d, notFound(err, ErrManifestUnknown, ref)
