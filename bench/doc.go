@@ -13,7 +13,8 @@
 //     GNU gzip layers, ...) as its own bytes cut into chunks ("opaque").
 //   - ideal plain CDC: the decompressed tar of every layer, headers
 //     included, cut into chunks as if any encoding could be reproduced;
-//     other blobs opaque as above. DESIGN.md compares chunkyard to this.
+//     other blobs opaque as above: what splitting headers from contents
+//     gains over cutting the whole tar.
 //
 // Chunks are cut with the restic chunker at chunkstore's default sizes and
 // a fixed polynomial, counted once per chunk ID (sha256) across everything

@@ -13,7 +13,7 @@ import (
 const module = "github.com/chunkyard/chunkyard/"
 
 // forbidden lists, for each package, module packages it must not import:
-// the boundaries of DESIGN.md (ocihttp speaks HTTP only and nothing but
+// the package boundaries (ocihttp speaks HTTP only and nothing but
 // the CLI imports it; storage never knows about names or HTTP).
 var forbidden = map[string][]string{
 	"chunkstore": {"refgraph", "registry", "ocihttp", "assembler"},

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -52,6 +53,10 @@ var _ Registry = (*registry.Service)(nil)
 type Options struct {
 	Logger          *slog.Logger
 	MaxManifestSize int64 // default 4 MiB
+	// MaxManifestsInFlight bounds the manifest pushes read and checked
+	// at once (each holds its body, up to MaxManifestSize, and its decoded
+	// form); more wait. Default 2 per CPU, at least 4.
+	MaxManifestsInFlight int
 	// IOTimeout is how long one read of a request body or one write of a
 	// response may wait for the client: a client that sends or takes
 	// nothing for that long is cut off, whatever the size of the
@@ -65,6 +70,7 @@ type server struct {
 	log       *slog.Logger
 	maxMan    int64
 	ioTimeout time.Duration
+	manifests chan struct{} // semaphore of manifest pushes in flight
 }
 
 // name matches any path segments; handlers validate it against the spec's
@@ -79,7 +85,11 @@ func NewHandler(reg Registry, opts Options) http.Handler {
 	if opts.MaxManifestSize <= 0 {
 		opts.MaxManifestSize = 4 << 20
 	}
-	s := &server{reg: reg, log: opts.Logger, maxMan: opts.MaxManifestSize, ioTimeout: opts.IOTimeout}
+	if opts.MaxManifestsInFlight <= 0 {
+		opts.MaxManifestsInFlight = max(4, 2*runtime.GOMAXPROCS(0))
+	}
+	s := &server{reg: reg, log: opts.Logger, maxMan: opts.MaxManifestSize, ioTimeout: opts.IOTimeout,
+		manifests: make(chan struct{}, opts.MaxManifestsInFlight)}
 	r := mux.NewRouter()
 	// Match on the escaped path and never clean it: "..%2f.." stays inside
 	// one variable (a tag, a digest, an upload id), where validation
@@ -547,6 +557,12 @@ func (s *server) putManifest(w http.ResponseWriter, r *http.Request, repo string
 	}
 	if r.ContentLength > s.maxMan {
 		return fmt.Errorf("%w: manifest of %d bytes, limit %d", registry.ErrTooLarge, r.ContentLength, s.maxMan)
+	}
+	select {
+	case s.manifests <- struct{}{}:
+		defer func() { <-s.manifests }()
+	case <-r.Context().Done():
+		return r.Context().Err()
 	}
 	content, err := io.ReadAll(io.LimitReader(r.Body, s.maxMan+1))
 	if err != nil {

@@ -76,6 +76,12 @@ func (o *ConvertOptions) retryDelay(n int) time.Duration {
 	return min(d, o.RetryMax)
 }
 
+// maxZstdWindow bounds the memory a zstd layer's decoder may take: its
+// window (containerd and klauspost write 8 MiB windows; zstd -19 8 MiB,
+// --ultra -22 128 MiB). A frame asking for more stays opaque rather than
+// make a push cost that much memory.
+const maxZstdWindow = 64 << 20
+
 // errNotLayer is why a blob stays opaque; it is not a failure.
 var errNotLayer = errors.New("not a reproducible layer")
 
@@ -283,7 +289,7 @@ func (s *Service) openTar(b refgraph.Blob, orig func() (io.ReadCloser, error)) (
 		tarStream = zr
 		limit = min(limit, int64(s.convert.MaxRatio*float64(b.Size)))
 	case codec.FormatZstd:
-		zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(256<<20))
+		zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(maxZstdWindow))
 		if err != nil {
 			rc.Close()
 			return nil, "", fmt.Errorf("%w: zstd: %v", errNotLayer, err)

@@ -56,6 +56,34 @@ type manifestBody struct {
 	Annotations   map[string]string    `json:"annotations"`
 }
 
+// maxManifestContainers bounds the JSON objects and arrays of a manifest:
+// decoding costs memory per object (a descriptor is about 150 bytes
+// decoded, from as little as 2 bytes of JSON), so a 4 MiB manifest of
+// empty objects would take hundreds of MiB. Real manifests hold a few
+// objects per layer, image or annotation map.
+const maxManifestContainers = 20000
+
+// jsonContainers counts the '{' and '[' of b outside strings, stopping
+// once past maxManifestContainers.
+func jsonContainers(b []byte) int {
+	n, inString, escaped := 0, false, false
+	for _, c := range b {
+		switch {
+		case escaped:
+			escaped = false
+		case inString && c == '\\':
+			escaped = true
+		case c == '"':
+			inString = !inString
+		case !inString && (c == '{' || c == '['):
+			if n++; n > maxManifestContainers {
+				return n
+			}
+		}
+	}
+	return n
+}
+
 // resolve turns a reference (tag or digest) into a digest.
 func (s *Service) resolve(repo, ref string) (digest.Digest, error) {
 	if d, err := digest.Parse(ref); err == nil {
@@ -126,6 +154,9 @@ func (s *Service) PutManifest(ctx context.Context, repo, ref, contentType string
 	}
 	d := algo.FromBytes(content)
 
+	if n := jsonContainers(content); n > maxManifestContainers {
+		return "", "", fmt.Errorf("%w: %d JSON objects and arrays, at most %d", ErrManifestInvalid, n, maxManifestContainers)
+	}
 	var body manifestBody
 	if err := json.Unmarshal(content, &body); err != nil {
 		return "", "", fmt.Errorf("%w: %v", ErrManifestInvalid, err)

@@ -11,7 +11,7 @@ type gzipCandidate struct {
 }
 
 // gzipCommon lists, most used first, the encoders and levels real clients
-// use (DESIGN.md): Go's compress/gzip at 6 (docker, BuildKit, containerd)
+// use (as their sources show): Go's compress/gzip at 6 (docker, BuildKit, containerd)
 // and 1 (go-containerregistry: crane, ko; kaniko); pgzip at its default,
 // which klauspost flate v1.18.0 runs as level 5 (podman, buildah, skopeo
 // through containers/image), and the same levels of klauspost gzip.

@@ -17,7 +17,7 @@ import (
 )
 
 // Encoder helpers reach klauspost output classes this build does not link
-// (DESIGN.md: one build holds one klauspost/compress version). A helper
+// (one build links one klauspost/compress version). A helper
 // is a small program, a nested module under helpers/ pinning its own
 // version, named HelperPrefix+NAME; it prints its classes on `version`
 // and encodes stdin to stdout on `encode PARAMS-JSON`, writing only what

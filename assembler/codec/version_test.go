@@ -11,8 +11,8 @@ import (
 // versions decide which encoder output classes chunkyard reproduces. A
 // dependency that requires a newer klauspost/compress raises it through
 // minimal version selection and breaks every recipe found before: keep
-// such dependencies out of this module (DESIGN.md "Your go.mod decides
-// which encoders you can reproduce").
+// such dependencies out of this module (a nested module, or a helper
+// program).
 func TestModuleVersions(t *testing.T) {
 	want := map[string]string{compressPath: compressVersion, pgzipPath: pgzipVersion}
 	if compressVersion != "v1.18.0" {

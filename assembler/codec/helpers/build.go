@@ -1,6 +1,6 @@
 // Package helpers holds chunkyard's encoder helpers, one nested module per
 // klauspost output class that real clients write and the main module does
-// not link (DESIGN.md: one build holds one klauspost/compress version),
+// not link (one build links one klauspost/compress version),
 // and builds them for tests. scripts/build builds them for use, next to
 // the chunkyard binary.
 package helpers
