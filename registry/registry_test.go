@@ -337,3 +337,18 @@ func TestNames(t *testing.T) {
 		}
 	}
 }
+
+// A manifest of a few MiB of empty objects would decode to hundreds of
+// MiB: it is refused before decoding.
+func TestManifestObjectBombRefused(t *testing.T) {
+	e := newEnv(t)
+	bomb := []byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","layers":[` +
+		strings.Repeat(`{},`, maxManifestContainers) + `{}]}`)
+	_, _, err := e.svc.PutManifest(context.Background(), "app", "v1", ocispec.MediaTypeImageManifest, bomb)
+	if !errors.Is(err, ErrManifestInvalid) || !strings.Contains(err.Error(), "JSON objects") {
+		t.Fatalf("object bomb: %v", err)
+	}
+	if n := jsonContainers([]byte(`{"a":"{[{[","b":[{}],"c":"\"{"}`)); n != 3 {
+		t.Fatalf("jsonContainers counted %d, want 3 (brackets in strings do not count)", n)
+	}
+}
