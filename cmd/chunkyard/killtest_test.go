@@ -195,11 +195,12 @@ type server struct {
 	done chan error
 }
 
-func startServer(t *testing.T, bin, data, cfg, name string) *server {
+func startServer(t *testing.T, bin, data, cfg, name string, extra ...string) *server {
 	t.Helper()
 	s := &server{addr: freeAddr(t), log: &bytes.Buffer{}, done: make(chan error, 1)}
-	s.cmd = exec.Command(bin, "serve", "--addr", s.addr, "--data", data, "--gc-config", cfg,
-		"--pack-size", "1048576", "--log-level", "info", "--codec-helpers", t.TempDir())
+	args := append([]string{"serve", "--addr", s.addr, "--data", data, "--gc-config", cfg,
+		"--pack-size", "1048576", "--log-level", "info", "--codec-helpers", t.TempDir()}, extra...)
+	s.cmd = exec.Command(bin, args...)
 	s.cmd.Stdout = io.Discard
 	s.cmd.Stderr = &syncWriter{w: s.log}
 	if err := s.cmd.Start(); err != nil {
