@@ -74,6 +74,7 @@ type Report struct {
 	Waiting *Waiting `json:"waiting,omitempty"`
 
 	PacksRepacked     int   `json:"packs_repacked"`
+	PacksInUse        int   `json:"packs_in_use"`        // repacks given up: a chunk was taken up again meanwhile (next run)
 	RepackCopiedBytes int64 `json:"repack_copied_bytes"` // live bytes copied to new packs
 	DeadChunks        int   `json:"dead_chunks_dropped"`
 	PacksDeleted      int   `json:"packs_deleted"`
@@ -172,7 +173,7 @@ func (c *Collector) Run(ctx context.Context, cfg Config, dryRun bool) (*Report, 
 	attrs := []any{"dry_run", dryRun, "duration", r.Duration.Round(time.Millisecond),
 		"tags_deleted", r.TagsDeleted, "manifests_deleted", r.ManifestsDeleted,
 		"links_reaped", r.LinksReaped, "blobs_deleted", r.BlobsDeleted, "blob_bytes", r.BlobBytes,
-		"packs_repacked", r.PacksRepacked, "repack_copied_bytes", r.RepackCopiedBytes,
+		"packs_repacked", r.PacksRepacked, "packs_in_use", r.PacksInUse, "repack_copied_bytes", r.RepackCopiedBytes,
 		"packs_deleted", r.PacksDeleted, "pack_bytes_deleted", r.PackBytesDeleted,
 		"stored_before", r.StoredBefore, "stored_after", r.StoredAfter}
 	if dryRun {
@@ -430,6 +431,7 @@ func (c *Collector) repack(ctx context.Context, cfg Config, r *Report) error {
 		n, dead, err := c.repackOne(ctx, p.Name)
 		if errors.Is(err, refgraph.ErrPackInUse) {
 			c.log.Info("pack taken up again while repacking; retrying next run", "pack", p.Name, "err", err)
+			r.PacksInUse++
 			continue
 		}
 		if err != nil {

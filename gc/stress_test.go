@@ -49,7 +49,7 @@ func TestGCUnderLoad(t *testing.T) {
 	cfg := testConfig(gc.Policy{Repos: "ci/.*", KeepLast: 2, DeleteUntaggedOlderThan: gc.Duration(time.Nanosecond)})
 	cfg.GracePeriod = gc.Duration(5 * time.Second) // pushes upload layers before their manifest
 	cfg.PackGracePeriod = gc.Duration(2 * time.Second)
-	cfg.RepackBelow = 0.9
+	cfg.RepackBelow = gc.DefaultRepackBelow
 	cfg.SmallPack = 256 << 10
 	if err := cfg.Check(); err != nil {
 		t.Fatal(err)
@@ -128,6 +128,7 @@ func TestGCUnderLoad(t *testing.T) {
 		}()
 	}
 	var gcReports []*gc.Report
+	var deadSealed, deadAll []float64 // after each run
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -139,21 +140,28 @@ func TestGCUnderLoad(t *testing.T) {
 			if err == nil {
 				gcRuns.Add(1)
 				gcReports = append(gcReports, r)
+				sealed, all := deadFractions(t, h)
+				deadSealed, deadAll = append(deadSealed, sealed), append(deadAll, all)
 			}
 			time.Sleep(100 * time.Millisecond)
 		}
 	}()
 	wg.Wait()
-	var deleted, reaped, blobs, repacked, packsDeleted int
+	// Steady state: the second half of the runs.
+	half := len(deadSealed) / 2
+	t.Logf("dead bytes at steady state (after each of the last %d gc runs): sealed packs mean %.1f%%, max %.1f%%; all packs (open and retired too) mean %.1f%%",
+		len(deadSealed)-half, 100*mean(deadSealed[half:]), 100*maxOf(deadSealed[half:]), 100*mean(deadAll[half:]))
+	var deleted, reaped, blobs, repacked, packsDeleted, inUse int
 	for _, r := range gcReports {
+		inUse += r.PacksInUse
 		deleted += r.ManifestsDeleted
 		reaped += r.LinksReaped
 		blobs += r.BlobsDeleted
 		repacked += r.PacksRepacked
 		packsDeleted += r.PacksDeleted
 	}
-	t.Logf("%d pushes, %d verified pulls, %d pulls of deleted images; %d gc runs: %d manifests, %d links, %d blobs deleted, %d packs repacked, %d deleted",
-		pushes.Load(), pulls.Load(), gone.Load(), gcRuns.Load(), deleted, reaped, blobs, repacked, packsDeleted)
+	t.Logf("%d pushes, %d verified pulls, %d pulls of deleted images; %d gc runs: %d manifests, %d links, %d blobs deleted, %d packs repacked (%d retried: taken up meanwhile), %d deleted",
+		pushes.Load(), pulls.Load(), gone.Load(), gcRuns.Load(), deleted, reaped, blobs, repacked, inUse, packsDeleted)
 	for _, f := range failures {
 		t.Error(f)
 	}
@@ -169,6 +177,56 @@ func TestGCUnderLoad(t *testing.T) {
 	}
 	h.fsck()
 	checkStoredMatchesSurvivors(t, h, cfg)
+	if sealed, _ := deadFractions(t, h); sealed > 1-cfg.RepackBelow {
+		t.Errorf("after GC converged, %.1f%% of the sealed packs' bytes are dead (repack_below %.2f)", 100*sealed, cfg.RepackBelow)
+	}
+}
+
+// deadFractions returns the dead share of the bytes of the sealed packs
+// GC may repack (not open, not retired), and of all packs the index
+// counts.
+func deadFractions(t *testing.T, h *harness) (sealed, all float64) {
+	open := map[string]bool{}
+	for _, p := range h.store.OpenPacks() {
+		open[p] = true
+	}
+	var total, live, allTotal, allLive int64
+	err := h.graph.Packs(func(p refgraph.Pack) error {
+		allTotal += p.TotalBytes
+		allLive += p.LiveBytes
+		if retired, err := h.graph.Retired(p.Name); err != nil || retired || open[p.Name] {
+			return err
+		}
+		total += p.TotalBytes
+		live += p.LiveBytes
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := func(live, total int64) float64 {
+		if total == 0 {
+			return 0
+		}
+		return 1 - float64(live)/float64(total)
+	}
+	return dead(live, total), dead(allLive, allTotal)
+}
+
+func mean(xs []float64) float64 {
+	var sum float64
+	for _, x := range xs {
+		sum += x
+	}
+	return sum / float64(max(len(xs), 1))
+}
+
+func maxOf(xs []float64) float64 {
+	m := 0.0
+	for _, x := range xs {
+		m = max(m, x)
+	}
+	return m
 }
 
 func isManifestBlobUnknown(err error) bool {
