@@ -30,8 +30,9 @@ type Checkpoint struct {
 	// MatchAvail is zlib's match_available: the byte at the boundary has
 	// been looked at and waits for the lazy decision (levels 4..9).
 	MatchAvail bool
-	// MatchLength and MatchDist are the match found at the boundary when
-	// MatchAvail (length < 3: none).
+	// MatchLength and MatchDist are the match found for the byte at the
+	// boundary when MatchAvail (length < 3: none); MatchDist is its
+	// distance back from the boundary.
 	MatchLength int
 	MatchDist   int
 	// Skips lists, for levels 1..3, the runs of strings that zlib did not
@@ -114,7 +115,9 @@ func (r *recorder) blockEnd(s *state, at int64) {
 	}
 	cp.MatchLength = s.matchLength
 	if s.matchAvail && s.matchLength >= minMatch {
-		cp.MatchDist = s.strstart - s.matchStart
+		// The pending byte is at the boundary (the literal branch cuts the
+		// block before it advances strstart past it).
+		cp.MatchDist = s.blockStart - s.matchStart
 	}
 	from := cp.HistoryStart()
 	r.prune(from)
@@ -208,7 +211,7 @@ func Resume(w io.Writer, cp *Checkpoint, history []byte, stop *Checkpoint) (*Wri
 	}
 	s.matchAvail = cp.MatchAvail
 	s.matchLength = cp.MatchLength
-	s.matchStart = s.strstart - cp.MatchDist
+	s.matchStart = cp.Window - cp.MatchDist
 	s.prevLength = minMatch - 1
 	s.lastFlush = noFlush
 	s.bw.Reset(cp.Out)
