@@ -114,6 +114,8 @@ func Edges(text []byte) []Input {
 	for cut := len(rep) - 12; cut <= len(rep); cut += 3 {
 		add("lazy-end-"+itoa(cut), rep[:cut])
 	}
+	// The end of input decided by what gzip's window held before it.
+	add("stale-tail", StaleTail(300000, 14))
 	// Low-entropy bytes (few symbols, long runs of short matches).
 	low := make([]byte, 300000)
 	for i := range low {
@@ -135,6 +137,28 @@ func Big(text []byte) Input {
 		b.Write(r)
 	}
 	return Input{"17m", b.Bytes()[:17<<20]}
+}
+
+// StaleTail returns n (> 65536) random bytes whose last 50 bytes occur
+// twice before: the newer copy and the older one match all 50, and after
+// them both come two zero bytes, then the older copy continues with the
+// bytes 32766 before the input's end. GNU gzip compares the bytes after
+// its input's end (two zeros, then what its window held one half window
+// earlier) and so picks the older copy; an encoder that does not rebuild
+// those bytes picks the newer one.
+func StaleTail(n int, seed int64) []byte {
+	rnd := rand.New(rand.NewSource(seed))
+	d := make([]byte, n)
+	rnd.Read(d)
+	s := d[n-50:]
+	older, newer := n-20000, n-10000
+	copy(d[older:], s)
+	d[older+50], d[older+51] = 0, 0
+	copy(d[older+52:older+72], d[n-32766:n-32746])
+	copy(d[newer:], s)
+	d[newer+50], d[newer+51] = 0, 0
+	d[newer+52] = d[n-32766] + 1
+	return d
 }
 
 func maxDistAtSlide(rnd *rand.Rand) []byte {
