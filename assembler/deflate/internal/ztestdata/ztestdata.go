@@ -72,8 +72,13 @@ func Tars(limit int) []Input {
 }
 
 // Edges returns the hand-made edge cases; text is some real text (a tar)
-// to cut pieces from, at least 1 MiB.
-func Edges(text []byte) []Input {
+// to cut pieces from, at least 1 MiB. small shrinks the larger ones (for
+// the race detector's speed) without losing a boundary.
+func Edges(text []byte, small bool) []Input {
+	big := 1 << 20
+	if small {
+		big = 256 << 10
+	}
 	rnd := rand.New(rand.NewSource(14))
 	random := func(n int) []byte {
 		b := make([]byte, n)
@@ -88,7 +93,7 @@ func Edges(text []byte) []Input {
 	add("short-text", []byte("hello, hello, world: fixed codes beat dynamic ones on short input"))
 	add("zeros-64k", make([]byte, 64<<10))
 	add("zeros-1m", make([]byte, 1<<20))
-	add("random-1m", random(1<<20))
+	add("random-1m", random(big))
 	for _, n := range []int{32<<10 - 1, 32 << 10, 32<<10 + 1, 64<<10 - 1, 64 << 10, 64<<10 + 1, 65274, 65275, 65536 + 262} {
 		add("text-"+itoa(n), text[:n])
 	}
@@ -105,7 +110,7 @@ func Edges(text []byte) []Input {
 	// earlier when input arrives in pieces of 65535 bytes).
 	add("maxdist-at-slide", maxDistAtSlide(rnd))
 	// Text then random then text: stored blocks between compressed ones.
-	mix := append(append(append([]byte(nil), text[:300000]...), random(200000)...), text[300000:500000]...)
+	mix := append(append(append([]byte(nil), text[:big*3/10]...), random(big/5)...), text[big*3/10:big/2]...)
 	add("text-random-text", mix)
 	// Inputs that end in the middle of a lazy match: a repeated phrase
 	// cut at every length around the end.
@@ -117,7 +122,7 @@ func Edges(text []byte) []Input {
 	// The end of input decided by what gzip's window held before it.
 	add("stale-tail", StaleTail(300000, 14))
 	// Low-entropy bytes (few symbols, long runs of short matches).
-	low := make([]byte, 300000)
+	low := make([]byte, big*3/10)
 	for i := range low {
 		low[i] = "ab"[rnd.Intn(2)]
 	}
