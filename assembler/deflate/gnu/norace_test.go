@@ -1,0 +1,5 @@
+//go:build !race
+
+package gnu
+
+const raceEnabled = false
