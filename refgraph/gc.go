@@ -282,10 +282,16 @@ const (
 
 // updateEach runs fn for items 0..n-1 in order, in as many batches as it
 // takes, each committed durably; after each commit, committed (if set) is
-// called with the items of that batch.
+// called with the items of that batch. Between batches it pauses as long
+// as the last batch took to build and commit, so that a bulk operation
+// leaves at least half of the index's write capacity (the writer mutex,
+// the WAL, compactions) to pushes.
 func (g *Graph) updateEach(n int, fn func(t *txn, i int) error, committed func(from, to int)) error {
+	var pause time.Duration
 	for i := 0; i < n; {
+		time.Sleep(pause)
 		from := i
+		batchStart := time.Now()
 		err := g.update(func(t *txn) error {
 			start := time.Now()
 			for i = from; i < n && t.writes < maxBatchWrites && (i == from || time.Since(start) < maxBatchHold); i++ {
@@ -298,6 +304,7 @@ func (g *Graph) updateEach(n int, fn func(t *txn, i int) error, committed func(f
 		if err != nil {
 			return err
 		}
+		pause = time.Since(batchStart)
 		if committed != nil {
 			committed(from, i)
 		}
