@@ -4,6 +4,7 @@ import (
 	"context"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/chunkyard/chunkyard/scan/osv"
@@ -43,7 +44,34 @@ type Finding struct {
 // the advisories naming it. No layer is read. Notes say what could not be
 // evaluated (a range in a version the ordering does not understand).
 func (db *DB) Match(ctx context.Context, img *Image) ([]Finding, []Note, error) {
-	m := &matcher{db: db, ctx: ctx, cache: map[string]*advisory{}}
+	return db.NewMatcher().Match(ctx, img)
+}
+
+// Matcher matches images against the advisories, remembering what it
+// read (index entries, advisories, verdicts per package version) across
+// images: matching many images that share packages after a feed update
+// reads and evaluates each (package, version) once. A Matcher is for one
+// goroutine and one state of the feed; it holds at most maxMemo verdicts.
+type Matcher struct {
+	db    *DB
+	cache map[string]*advisory
+	ids   map[string]map[string][]string
+	memo  map[string]Verdict
+}
+
+// Verdict is osv.Verdict, memoised.
+type Verdict = osv.Verdict
+
+const maxMemo = 1 << 20
+
+// NewMatcher returns a Matcher over db's advisories.
+func (db *DB) NewMatcher() *Matcher {
+	return &Matcher{db: db, cache: map[string]*advisory{}, ids: map[string]map[string][]string{}, memo: map[string]Verdict{}}
+}
+
+// Match is DB.Match with the Matcher's memory.
+func (mt *Matcher) Match(ctx context.Context, img *Image) ([]Finding, []Note, error) {
+	m := &matcher{Matcher: mt, ctx: ctx}
 	// Go modules per binary, for the package-vs-module rule.
 	modules := map[string][]string{}
 	for _, p := range img.Packages {
@@ -76,12 +104,27 @@ func (db *DB) Match(ctx context.Context, img *Image) ([]Finding, []Note, error) 
 	return out, m.notes, nil
 }
 
+// matcher is one Match call.
 type matcher struct {
-	db    *DB
+	*Matcher
 	ctx   context.Context
-	cache map[string]*advisory
 	notes []Note
 	noted map[string]bool
+}
+
+// evaluate is af.Evaluate, memoised by (advisory, entry, ordering,
+// version).
+func (m *matcher) evaluate(id string, i int, af *osv.Affected, ordering, ver string) Verdict {
+	k := id + "\x00" + strconv.Itoa(i) + "\x00" + ordering + "\x00" + ver
+	if vd, ok := m.memo[k]; ok {
+		return vd
+	}
+	if len(m.memo) >= maxMemo {
+		clear(m.memo)
+	}
+	vd := af.Evaluate(ordering, ver)
+	m.memo[k] = vd
+	return vd
 }
 
 func (m *matcher) get(id string) (*advisory, error) {
@@ -91,6 +134,9 @@ func (m *matcher) get(id string) (*advisory, error) {
 	a, err := m.db.advisory(id)
 	if err != nil {
 		return nil, err
+	}
+	if len(m.cache) >= maxMemo {
+		clear(m.cache)
 	}
 	m.cache[id] = a
 	return a, nil
@@ -111,7 +157,17 @@ func (m *matcher) note(p *Package, id, reason string) {
 
 // ids returns the advisory ids indexed under (eco, name), and for Go the
 // ids of records naming a package path inside module name.
-func (m *matcher) ids(eco, name string, goModule bool) (map[string][]string, error) {
+func (m *matcher) lookup(eco, name string, goModule bool) (map[string][]string, error) {
+	key := eco + "\x00" + name
+	if goModule {
+		key += "\x00go"
+	}
+	if ids, ok := m.ids[key]; ok {
+		return ids, nil
+	}
+	if len(m.ids) >= maxMemo {
+		clear(m.ids)
+	}
 	out := map[string][]string{} // id -> names it was indexed under
 	add := func(prefix []byte, exact bool) error {
 		return m.db.kv.Scan(m.ctx, prefix, func(k, _ []byte) error {
@@ -135,6 +191,7 @@ func (m *matcher) ids(eco, name string, goModule bool) (map[string][]string, err
 			return nil, err
 		}
 	}
+	m.ids[key] = out
 	return out, nil
 }
 
@@ -189,7 +246,7 @@ func (m *matcher) matchPackage(p *Package, binaryModules []string) ([]Finding, e
 		ordering += ":" + p.Release
 	}
 	isGo := p.Ecosystem == EcosystemGo && p.Name != "stdlib" && p.Name != "toolchain"
-	ids, err := m.ids(p.Ecosystem, name, isGo)
+	ids, err := m.lookup(p.Ecosystem, name, isGo)
 	if err != nil {
 		return nil, err
 	}
@@ -219,7 +276,7 @@ func (m *matcher) matchPackage(p *Package, binaryModules []string) ([]Finding, e
 			default:
 				continue
 			}
-			vd := af.Evaluate(ordering, ver)
+			vd := m.evaluate(id, i, af, ordering, ver)
 			if vd.Skipped > 0 && !vd.Affected {
 				m.note(p, id, vd.Reason)
 			}
