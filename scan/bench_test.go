@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/chunkyard/chunkyard/assembler/tarsplit"
+	"github.com/restic/chunker"
 )
 
 // benchImages builds cached inventories of n images sharing base layers:
@@ -206,6 +207,19 @@ func BenchmarkSplitLayerRead(b *testing.B) {
 		}
 		read := inv.Stats.ContentRead + inv.Stats.HeaderBytes
 		b.ReportMetric(float64(read)/float64(inv.Stats.Uncompressed)*100, "%read")
+		// The same analysis over the content stream cut into chunks as the
+		// store cuts it (256 KiB average): reads fetch whole chunks, as
+		// assembler.ChunkReaderAt does, keeping the last 4.
+		c, _ := os.Open(cPath)
+		defer c.Close()
+		ca := &chunkAccounting{r: c, ends: chunkEnds(b, cPath)}
+		h, _ := os.Open(hPath)
+		defer h.Close()
+		cinv, err := Analyze(ctx, &SplitLayer{Headers: bufio.NewReaderSize(h, 1<<20), Content: ca}, Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(float64(cinv.Stats.StoreRead+cinv.Stats.HeaderBytes)/float64(cinv.Stats.Uncompressed)*100, "%chunks-read")
 		b.ReportMetric(float64(read)/(1<<20), "MiB-read")
 		b.ReportMetric(float64(inv.Stats.Uncompressed)/(1<<20), "MiB-layer")
 		b.ReportMetric(float64(len(inv.Packages)), "packages")
@@ -348,4 +362,66 @@ func (c *countWriter) Write(p []byte) (int, error) {
 	n, err := c.w.Write(p)
 	c.n += int64(n)
 	return n, err
+}
+
+// chunkEnds cuts a file as the chunk store does (restic chunker, 128 KiB
+// min, 256 KiB average, 2 MiB max) and returns the chunks' end offsets.
+func chunkEnds(b *testing.B, path string) []int64 {
+	f, err := os.Open(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	ch := chunker.NewWithBoundaries(bufio.NewReaderSize(f, 1<<20), chunker.Pol(0x3DA3358B4DC173), 128<<10, 2<<20)
+	ch.SetAverageBits(18)
+	buf := make([]byte, 2<<20)
+	var ends []int64
+	var pos int64
+	for {
+		c, err := ch.Next(buf)
+		if err == io.EOF {
+			return ends
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
+		pos += int64(c.Length)
+		ends = append(ends, pos)
+	}
+}
+
+// chunkAccounting is a content ReaderAt that counts whole chunks fetched,
+// keeping the last 4 as assembler.ChunkReaderAt does.
+type chunkAccounting struct {
+	r       io.ReaderAt
+	ends    []int64
+	recent  []int
+	fetched int64
+}
+
+func (c *chunkAccounting) StoreBytesRead() int64 { return c.fetched }
+
+func (c *chunkAccounting) ReadAt(p []byte, off int64) (int, error) {
+	if len(p) > 0 {
+		first := sort.Search(len(c.ends), func(i int) bool { return c.ends[i] > off })
+		last := sort.Search(len(c.ends), func(i int) bool { return c.ends[i] > off+int64(len(p))-1 })
+		for i := first; i <= last && i < len(c.ends); i++ {
+			hit := false
+			for _, k := range c.recent {
+				hit = hit || k == i
+			}
+			if !hit {
+				start := int64(0)
+				if i > 0 {
+					start = c.ends[i-1]
+				}
+				c.fetched += c.ends[i] - start
+				c.recent = append(c.recent, i)
+				if len(c.recent) > 4 {
+					c.recent = c.recent[1:]
+				}
+			}
+		}
+	}
+	return c.r.ReadAt(p, off)
 }
