@@ -33,9 +33,39 @@ type analyzer interface {
 type result struct {
 	inv    Inventory
 	osRels map[string]*OSRelease // by path
-	// owners maps a path an OS package installed to that package, for the
-	// paths language packages are read from.
+	// owners maps a path an OS package installed to that package (all
+	// but directories, up to maxOwned paths).
 	owners map[string]string
+	// dpkgGo says, for each dpkg package of the layer's status, whether
+	// it was built with Go (a golang-* package in Built-Using or
+	// Static-Built-Using).
+	dpkgGo map[string]bool
+}
+
+// maxOwned caps the paths of OS packages' file lists kept in memory.
+const maxOwned = 1 << 20
+
+// own records that an OS package installed p.
+func (r *result) own(p, pkg string) {
+	if len(r.owners) < maxOwned {
+		r.owners[p] = pkg
+	} else if len(r.owners) == maxOwned {
+		r.owners[""] = ""
+		r.note("", "more than %d files owned by OS packages: ownership not recorded for the rest", maxOwned)
+	}
+}
+
+// notGoBinary reports whether the file at p belongs to a dpkg package of
+// the layer that was not built with Go: its executables are not read as
+// Go binaries. (On a split layer, reading the start of every executable
+// would fetch most chunks of /usr/bin.)
+func (r *result) notGoBinary(p string) bool {
+	owner := r.owners[p]
+	if owner == "" {
+		return false
+	}
+	goPkg, known := r.dpkgGo[owner]
+	return known && !goPkg
 }
 
 func (r *result) add(p Package) { r.inv.Packages = append(r.inv.Packages, p) }
@@ -60,7 +90,16 @@ func Analyze(ctx context.Context, l Layer, opts Options) (*Inventory, error) {
 		opts.MaxFileSize = DefaultMaxFileSize
 	}
 	as := analyzers()
-	r := &result{osRels: map[string]*OSRelease{}, owners: map[string]string{}}
+	r := &result{osRels: map[string]*OSRelease{}, owners: map[string]string{}, dpkgGo: map[string]bool{}}
+	// A layer whose files can be opened after the walk (SplitLayer) has
+	// its executables checked for Go build information at the end, once
+	// the OS packages' file lists are known.
+	_, late := l.(lateOpener)
+	type lateFile struct {
+		f    File
+		open OpenFunc
+	}
+	var deferred []lateFile
 	r.inv.AnalyzerVersion = AnalyzerVersion
 	r.inv.Packages = []Package{}
 	st, err := l.Walk(ctx, func(f File, open OpenFunc) error {
@@ -95,6 +134,10 @@ func Analyze(ctx context.Context, l Layer, opts Options) (*Inventory, error) {
 				r.note(f.Path, "skipped: %d bytes, more than the %d-byte cap", f.Size, opts.MaxFileSize)
 				continue
 			}
+			if _, bin := a.(goBinaryAnalyzer); bin && late {
+				deferred = append(deferred, lateFile{f, open})
+				continue
+			}
 			c, err := open()
 			if err != nil {
 				var re *ReadError
@@ -117,6 +160,31 @@ func Analyze(ctx context.Context, l Layer, opts Options) (*Inventory, error) {
 		}
 		return nil
 	})
+	if err == nil {
+		for _, d := range deferred {
+			if err = ctx.Err(); err != nil {
+				break
+			}
+			if r.notGoBinary(d.f.Path) {
+				continue
+			}
+			c, oerr := d.open()
+			if oerr == nil {
+				oerr = goBinaryAnalyzer{}.read(d.f, c, r)
+			}
+			var re *ReadError
+			if errors.As(oerr, &re) {
+				err = oerr
+				break
+			}
+			if oerr != nil {
+				r.note(d.f.Path, "%v", oerr)
+			}
+		}
+		if lo, ok := l.(lateOpener); ok {
+			st = lo.stats()
+		}
+	}
 	r.inv.Stats = st
 	var tfe *TarFormatError
 	switch {
@@ -133,6 +201,11 @@ func Analyze(ctx context.Context, l Layer, opts Options) (*Inventory, error) {
 // finish settles what needs the whole layer: the os-release to report
 // and the owners of language packages.
 func (r *result) finish() {
+	// The same rule for layers read in one pass: what a non-Go dpkg
+	// package's executable held is not reported.
+	r.inv.Packages = slices.DeleteFunc(r.inv.Packages, func(p Package) bool {
+		return p.Manager == "go-binary" && r.notGoBinary(p.Path)
+	})
 	for _, p := range []string{"etc/os-release", "usr/lib/os-release"} {
 		if o := r.osRels[p]; o != nil {
 			r.inv.OS = o
@@ -158,16 +231,10 @@ func comparePackages(a, b Package) int {
 	return 0
 }
 
-// ownable reports whether an OS package's file list entry is worth
-// remembering: a path a language package is read from.
-func ownable(p string) bool {
-	f := File{Path: p, Type: '0'}
-	return pythonAnalyzer{}.match(f) || npmAnalyzer{}.match(f) || inBinDir(p)
-}
-
-func inBinDir(p string) bool {
-	dir := path.Dir(p)
-	return path.Base(dir) == "bin" || path.Base(dir) == "sbin" || strings.Contains(p, "/libexec/")
+// lateOpener is a Layer whose OpenFuncs stay valid after Walk returns,
+// and whose read statistics can be taken again after such reads.
+type lateOpener interface {
+	stats() ReadStats
 }
 
 const (

@@ -38,7 +38,7 @@ func (apkAnalyzer) read(f File, c Content, r *result) error {
 		}
 		r.add(p)
 		for _, o := range owned {
-			r.owners[o] = name
+			r.own(o, name)
 		}
 	}
 	for {
@@ -75,7 +75,7 @@ func (apkAnalyzer) read(f File, c Content, r *result) error {
 		case 'F':
 			dir = cleanPath(v)
 		case 'R':
-			if p := cleanPath(dir + "/" + v); ownable(p) && len(owned) < 1<<16 {
+			if p := cleanPath(dir + "/" + v); len(owned) < 1<<16 {
 				owned = append(owned, p)
 			}
 		}

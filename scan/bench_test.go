@@ -425,3 +425,85 @@ func (c *chunkAccounting) ReadAt(p []byte, off int64) (int, error) {
 	}
 	return c.r.ReadAt(p, off)
 }
+
+// BenchmarkRootfsRead is BenchmarkSplitLayerRead over a real root file
+// system: the host directories CHUNKYARD_BENCH_ROOTFS lists (relative to
+// /, space-separated, e.g. "usr/bin usr/sbin usr/lib var/lib/dpkg etc"),
+// as one layer. Skipped without it: the result depends on the host.
+func BenchmarkRootfsRead(b *testing.B) {
+	dirs := strings.Fields(os.Getenv("CHUNKYARD_BENCH_ROOTFS"))
+	if len(dirs) == 0 {
+		b.Skip("set CHUNKYARD_BENCH_ROOTFS to host directories to tar")
+	}
+	dir := b.TempDir()
+	tarPath := filepath.Join(dir, "layer.tar")
+	f, err := os.Create(tarPath)
+	if err != nil {
+		b.Fatal(err)
+	}
+	bw := bufio.NewWriterSize(f, 1<<20)
+	tw := tar.NewWriter(bw)
+	for _, d := range dirs {
+		filepath.Walk(filepath.Join("/", d), func(p string, fi os.FileInfo, err error) error {
+			if err != nil {
+				return nil
+			}
+			var link string
+			if fi.Mode()&os.ModeSymlink != 0 {
+				link, _ = os.Readlink(p)
+			} else if !fi.Mode().IsRegular() && !fi.IsDir() {
+				return nil
+			}
+			h, err := tar.FileInfoHeader(fi, link)
+			if err != nil {
+				return nil
+			}
+			h.Name = strings.TrimPrefix(p, "/")
+			if fi.Mode().IsRegular() {
+				src, err := os.Open(p)
+				if err != nil {
+					return nil
+				}
+				defer src.Close()
+				if err := tw.WriteHeader(h); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := io.CopyN(tw, src, h.Size); err != nil {
+					b.Fatal(err)
+				}
+				return nil
+			}
+			if err := tw.WriteHeader(h); err != nil {
+				b.Fatal(err)
+			}
+			return nil
+		})
+	}
+	if err := tw.Close(); err != nil {
+		b.Fatal(err)
+	}
+	bw.Flush()
+	f.Close()
+	hPath, cPath := filepath.Join(dir, "headers"), filepath.Join(dir, "content")
+	splitFiles(b, tarPath, hPath, cPath)
+	ends := chunkEnds(b, cPath)
+	ctx := context.Background()
+	var inv *Inventory
+	for b.Loop() {
+		h, _ := os.Open(hPath)
+		c, _ := os.Open(cPath)
+		ca := &chunkAccounting{r: c, ends: ends}
+		inv, err = Analyze(ctx, &SplitLayer{Headers: bufio.NewReaderSize(h, 1<<20), Content: ca}, Options{})
+		h.Close()
+		c.Close()
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	u := float64(inv.Stats.Uncompressed)
+	b.ReportMetric(float64(inv.Stats.ContentRead+inv.Stats.HeaderBytes)/u*100, "%read")
+	b.ReportMetric(float64(inv.Stats.StoreRead+inv.Stats.HeaderBytes)/u*100, "%chunks-read")
+	b.ReportMetric(u/(1<<20), "MiB-layer")
+	b.ReportMetric(float64(inv.Stats.FilesRead), "files-read")
+	b.ReportMetric(float64(len(inv.Packages)), "packages")
+}

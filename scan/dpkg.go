@@ -42,6 +42,7 @@ func (dpkgAnalyzer) read(f File, c Content, r *result) error {
 		}
 		p := Package{Name: pkg, Version: ver, Ecosystem: EcosystemDebian, Manager: "dpkg", Path: f.Path,
 			Source: pkg, SourceVersion: ver}
+		r.dpkgGo[pkg] = builtWithGo(fields["built-using"]) || builtWithGo(fields["static-built-using"])
 		if src := fields["source"]; src != "" {
 			m := dpkgSourceRE.FindStringSubmatch(src)
 			if m == nil {
@@ -55,6 +56,17 @@ func (dpkgAnalyzer) read(f File, c Content, r *result) error {
 		}
 		r.add(p)
 	}, func(line int) { r.note(f.Path, "line %d longer than %d bytes skipped", line, maxControlLine) })
+}
+
+// builtWithGo says whether a Built-Using field names a Go toolchain
+// ("golang-1.19 (= 1.19.8-2)").
+func builtWithGo(v string) bool {
+	for _, part := range strings.Split(v, ",") {
+		if strings.HasPrefix(strings.TrimSpace(part), "golang-") {
+			return true
+		}
+	}
+	return false
 }
 
 // parseControl reads deb822 paragraphs (dpkg status, apk is different)
@@ -135,11 +147,38 @@ func (dpkgListAnalyzer) read(f File, c Content, r *result) error {
 		if long {
 			continue
 		}
-		if p := cleanPath(string(line)); ownable(p) {
-			r.owners[p] = pkg
+		if p := cleanPath(string(line)); p != "" {
+			r.own(p, pkg)
+			// Merged /usr: a package listing /bin/ls installs
+			// usr/bin/ls (bin is a link to usr/bin), and the other way.
+			if alias := usrMergeAlias(p); alias != "" {
+				r.own(alias, pkg)
+			}
 		}
 	}
 }
+
+// usrMergeAlias is the other name of a path under a merged /usr: bin/x
+// and usr/bin/x, for bin, sbin and the lib directories; "" for others.
+func usrMergeAlias(p string) string {
+	top, rest, ok := strings.Cut(p, "/")
+	if !ok {
+		return ""
+	}
+	if top == "usr" {
+		top, _, _ = strings.Cut(rest, "/")
+		if mergedDirs[top] {
+			return rest
+		}
+		return ""
+	}
+	if mergedDirs[top] {
+		return "usr/" + p
+	}
+	return ""
+}
+
+var mergedDirs = map[string]bool{"bin": true, "sbin": true, "lib": true, "lib32": true, "lib64": true, "libx32": true}
 
 // rpmAnalyzer notes RPM databases: they are not read (no pure-Go reader
 // of both the sqlite and Berkeley DB formats that is maintained and fits

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"debug/buildinfo"
 	"debug/elf"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"regexp"
@@ -34,15 +35,23 @@ func (goBinaryAnalyzer) read(f File, c Content, r *result) error {
 	sr := io.NewSectionReader(c, 0, c.Size())
 	switch {
 	case bytes.Equal(magic[:], elfMagic):
-		// A Go ELF binary has a .go.buildinfo section; checking the
-		// section headers first spares reading a large non-Go binary's
-		// data segment, which buildinfo would search.
-		ef, err := elf.NewFile(sr)
-		if err != nil {
-			return nil // not an ELF file we can read: not a Go binary either
-		}
-		if len(ef.Sections) > 0 && ef.Section(".go.buildinfo") == nil {
+		switch elfGoNote(c) {
+		case elfNotGo:
 			return nil
+		case elfUnsure:
+			// A Go ELF binary has a .go.buildinfo section; checking the
+			// section headers first spares reading a large non-Go
+			// binary's data segment, which buildinfo would search.
+			ef, err := elf.NewFile(sr)
+			if err != nil {
+				if re := readError(err); re != nil {
+					return re
+				}
+				return nil // not an ELF file we can read: not a Go binary either
+			}
+			if len(ef.Sections) > 0 && ef.Section(".go.buildinfo") == nil {
+				return nil
+			}
 		}
 	case hasMagic(magic[:]):
 	default:
@@ -141,4 +150,100 @@ func GoToolchainSemver(v string) (string, bool) {
 		s += "-" + m[4] + "." + m[5]
 	}
 	return s, true
+}
+
+// What the start of an ELF file says about it being a Go binary.
+const (
+	elfUnsure = iota
+	elfGo
+	elfNotGo
+)
+
+// elfGoNote looks at an ELF file's program headers and notes, which sit
+// at its start (one chunk), rather than its section headers, which sit at
+// its end: the Go linker writes a "Go" build ID note (type 4) into a
+// PT_NOTE segment. With the note it is a Go binary; without it, a
+// dynamically linked file (PT_INTERP) is taken not to be one (a Go
+// program linked with an empty -buildid and cgo would be missed); a
+// static file without it is checked the long way.
+func elfGoNote(c Content) int {
+	var h [64]byte
+	if _, err := c.ReadAt(h[:], 0); err != nil {
+		return elfUnsure
+	}
+	var bo binary.ByteOrder
+	switch h[5] {
+	case 1:
+		bo = binary.LittleEndian
+	case 2:
+		bo = binary.BigEndian
+	default:
+		return elfUnsure
+	}
+	var phoff uint64
+	var phentsize, phnum int
+	is64 := h[4] == 2
+	switch h[4] {
+	case 1:
+		phoff, phentsize, phnum = uint64(bo.Uint32(h[28:])), int(bo.Uint16(h[42:])), int(bo.Uint16(h[44:]))
+	case 2:
+		phoff, phentsize, phnum = bo.Uint64(h[32:]), int(bo.Uint16(h[54:])), int(bo.Uint16(h[56:]))
+	default:
+		return elfUnsure
+	}
+	if phnum == 0 || phnum > 256 || phentsize < 32 || phentsize > 128 || phoff > uint64(c.Size()) {
+		return elfUnsure
+	}
+	ph := make([]byte, phnum*phentsize)
+	if _, err := c.ReadAt(ph, int64(phoff)); err != nil {
+		return elfUnsure
+	}
+	dynamic := false
+	for i := range phnum {
+		p := ph[i*phentsize:]
+		typ := bo.Uint32(p)
+		var off, size uint64
+		if is64 {
+			off, size = bo.Uint64(p[8:]), bo.Uint64(p[32:])
+		} else {
+			off, size = uint64(bo.Uint32(p[4:])), uint64(bo.Uint32(p[16:]))
+		}
+		switch typ {
+		case uint32(elf.PT_INTERP):
+			dynamic = true
+		case uint32(elf.PT_NOTE):
+			if size == 0 || size > 64<<10 || off > uint64(c.Size()) {
+				continue
+			}
+			notes := make([]byte, size)
+			if _, err := c.ReadAt(notes, int64(off)); err != nil {
+				continue
+			}
+			if hasGoNote(notes, bo) {
+				return elfGo
+			}
+		}
+	}
+	if dynamic {
+		return elfNotGo
+	}
+	return elfUnsure
+}
+
+// hasGoNote scans ELF notes for the Go build ID note.
+func hasGoNote(b []byte, bo binary.ByteOrder) bool {
+	for len(b) >= 12 {
+		namesz, descsz, typ := bo.Uint32(b), bo.Uint32(b[4:]), bo.Uint32(b[8:])
+		nameEnd := 12 + (uint64(namesz)+3)&^3
+		end := nameEnd + (uint64(descsz)+3)&^3
+		if end > uint64(len(b)) {
+			return false
+		}
+		// The Go linker writes the name "Go\x00\x00" (namesz 4), type 4.
+		if (namesz == 3 || namesz == 4) && typ == 4 && string(b[12:15]) == "Go\x00" {
+			return true
+		}
+		b = b[end:]
+	}
+	return false
 }

@@ -16,13 +16,31 @@ import (
 type SplitLayer struct {
 	Headers io.Reader   // the header stream
 	Content io.ReaderAt // the content stream (over chunks, in the server)
+
+	st ReadStats
+	ca *countReaderAt
 }
 
-// Walk implements Layer.
+// stats implements lateOpener: the walk's statistics with what was read
+// after it.
+func (l *SplitLayer) stats() ReadStats {
+	st := l.st
+	if l.ca != nil {
+		st.ContentRead = l.ca.n.Load()
+		st.FilesRead = int(l.ca.files.Load())
+	}
+	if sc, ok := l.Content.(StoreCounter); ok {
+		st.StoreRead = sc.StoreBytesRead()
+	}
+	return st
+}
+
+// Walk implements Layer. The OpenFuncs it passes stay valid after it
+// returns.
 func (l *SplitLayer) Walk(ctx context.Context, fn WalkFunc) (ReadStats, error) {
-	var st ReadStats
 	hc := &countReader{r: l.Headers}
 	ca := &countReaderAt{r: l.Content}
+	l.ca = ca
 	totals, err := tarsplit.Entries(hc, func(e tarsplit.Entry) error {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -36,21 +54,16 @@ func (l *SplitLayer) Walk(ctx context.Context, fn WalkFunc) (ReadStats, error) {
 			if sparse {
 				return nil, fmt.Errorf("sparse file: its content stream holds fragments, not the file")
 			}
-			st.FilesRead++
+			ca.files.Add(1)
 			return &section{r: ca, off: e.Offset, n: e.Size}, nil
 		}
 		return fn(f, open)
 	})
-	st.HeaderBytes = hc.n
-	st.ContentRead = ca.n.Load()
-	if sc, ok := l.Content.(StoreCounter); ok {
-		st.StoreRead = sc.StoreBytesRead()
+	l.st.HeaderBytes = hc.n
+	if err == nil {
+		l.st.Uncompressed = totals.TarBytes
 	}
-	if err != nil {
-		return st, err
-	}
-	st.Uncompressed = totals.TarBytes
-	return st, nil
+	return l.stats(), err
 }
 
 // section is one file of the content stream. Its read errors are
@@ -99,8 +112,9 @@ func (c *countReader) Read(p []byte) (int, error) {
 }
 
 type countReaderAt struct {
-	r io.ReaderAt
-	n atomic.Int64
+	r     io.ReaderAt
+	n     atomic.Int64
+	files atomic.Int64
 }
 
 func (c *countReaderAt) ReadAt(p []byte, off int64) (int, error) {
