@@ -370,3 +370,50 @@ func TestGoBinaryCrafted(t *testing.T) {
 		t.Error("devel version accepted")
 	}
 }
+
+// An executable a dpkg package built without Go installed is not read as
+// a Go binary (a split layer does not even fetch it); one from a package
+// built with Go, or from no package, is.
+func TestGoBinaryOwnership(t *testing.T) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin, err := os.ReadFile(exe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	status := "Package: gotool\nStatus: install ok installed\nVersion: 1.0-1\nBuilt-Using: golang-1.19 (= 1.19.8-2), golang-golang-x-net (= 1:0.7.0+dfsg-1)\n\n" +
+		"Package: ctool\nStatus: install ok installed\nVersion: 2.0-1\nBuilt-Using: gcc-12 (= 12.2.0-14)\n"
+	exec := func(name string) entry {
+		return entry{hdr: tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: 0o755}, body: bin}
+	}
+	tb := makeTar(t, []entry{
+		exec("usr/bin/gotool"),
+		exec("usr/bin/ctool"), // listed as /bin/ctool: merged /usr
+		exec("usr/local/bin/unowned"),
+		reg("var/lib/dpkg/info/gotool.list", "/.\n/usr\n/usr/bin\n/usr/bin/gotool\n"),
+		reg("var/lib/dpkg/info/ctool:amd64.list", "/.\n/bin\n/bin/ctool\n"),
+		reg("var/lib/dpkg/status", status),
+	})
+	inv := analyzeBoth(t, tb, Options{})
+	from := map[string]bool{}
+	for _, p := range inv.Packages {
+		if p.Manager == "go-binary" {
+			from[p.Path] = true
+			if p.Path == "usr/bin/gotool" && p.OwnedBy != "gotool" {
+				t.Errorf("owner of %s: %q", p.Path, p.OwnedBy)
+			}
+		}
+	}
+	if !from["usr/bin/gotool"] || from["usr/bin/ctool"] || !from["usr/local/bin/unowned"] {
+		t.Errorf("Go packages from %v", from)
+	}
+	split, err := Analyze(context.Background(), splitLayer(t, tb), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if split.Stats.FilesRead != 5 { // 2 binaries, 2 lists, the status
+		t.Errorf("split view opened %d files, want 5", split.Stats.FilesRead)
+	}
+}
