@@ -35,7 +35,18 @@
 // *.egg-info/PKG-INFO, egg-info files); npm (node_modules/**/package.json
 // and package-lock.json versions 1 to 3); Go binaries (debug/buildinfo:
 // modules, and the toolchain as "stdlib"). RPM databases are noted, not
-// read. Their output's version is AnalyzerVersion; an inventory is cached
+// read.
+//
+// Executables are Go binaries only if their ELF program headers carry
+// Go's build ID note (or, for a static file without one, its section
+// headers a .go.buildinfo section), so a non-Go executable costs the read
+// of its first bytes. On a split layer even that is spared for the
+// executables of dpkg packages built without Go (no golang-* in
+// Built-Using): they are checked after the walk, once the packages' file
+// lists are known, and the tar view drops what it found in them, so both
+// views agree. Executables of packages built with Go are read and their
+// modules reported with the owning package, like Python packages that
+// Debian ships. Their output's version is AnalyzerVersion; an inventory is cached
 // under (layer digest, AnalyzerVersion).
 //
 // # Images
