@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"log/slog"
 	"math/rand/v2"
 	"path/filepath"
 	"testing"
@@ -32,7 +33,7 @@ func (l locator) Chunk(id chunkstore.ID) (refgraph.Chunk, error) {
 // inventory is the one of the in-memory split.
 func TestSplitLayerOverChunkStore(t *testing.T) {
 	ctx := context.Background()
-	store, err := chunkstore.Open(ctx, chunkstore.Options{Dir: t.TempDir()})
+	store, err := chunkstore.Open(ctx, chunkstore.Options{Dir: t.TempDir(), Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
