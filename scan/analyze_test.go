@@ -375,14 +375,7 @@ func TestGoBinaryCrafted(t *testing.T) {
 // a Go binary (a split layer does not even fetch it); one from a package
 // built with Go, or from no package, is.
 func TestGoBinaryOwnership(t *testing.T) {
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	bin, err := os.ReadFile(exe)
-	if err != nil {
-		t.Fatal(err)
-	}
+	bin := smallGoBinary(t)
 	status := "Package: gotool\nStatus: install ok installed\nVersion: 1.0-1\nBuilt-Using: golang-1.19 (= 1.19.8-2), golang-golang-x-net (= 1:0.7.0+dfsg-1)\n\n" +
 		"Package: ctool\nStatus: install ok installed\nVersion: 2.0-1\nBuilt-Using: gcc-12 (= 12.2.0-14)\n"
 	exec := func(name string) entry {

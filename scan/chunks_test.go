@@ -38,8 +38,8 @@ func TestSplitLayerOverChunkStore(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer store.Close()
-	// The real Debian python layer, with 64 MiB of data files around it.
-	big := make([]byte, 16<<20)
+	// The real Debian python layer, with data files around it.
+	big := make([]byte, 4<<20)
 	rand.NewChaCha8([32]byte{7}).Read(big)
 	es := []entry{
 		{hdr: tar.Header{Typeflag: tar.TypeReg, Name: "opt/data/a.bin", Mode: 0o644}, body: big},

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -226,4 +227,46 @@ func (quietLogger) Fatalf(format string, args ...any) {
 
 func tarReg(name string, mode int64) tar.Header {
 	return tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: mode}
+}
+
+var smallGo struct {
+	once sync.Once
+	bin  []byte
+	err  error
+}
+
+// smallGoBinary builds a standard-library-only Go program (static, no
+// module downloads) once per test process and returns its bytes.
+func smallGoBinary(t testing.TB) []byte {
+	t.Helper()
+	smallGo.once.Do(func() {
+		dir, err := os.MkdirTemp("", "scan-smallgo-")
+		if err != nil {
+			smallGo.err = err
+			return
+		}
+		defer os.RemoveAll(dir)
+		src := "package main\n\nimport \"fmt\"\n\nfunc main() { fmt.Println(\"hello\") }\n"
+		if err := os.WriteFile(filepath.Join(dir, "main.go"), []byte(src), 0o644); err != nil {
+			smallGo.err = err
+			return
+		}
+		if err := os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module example.com/hello\n\ngo 1.21\n"), 0o644); err != nil {
+			smallGo.err = err
+			return
+		}
+		out := filepath.Join(dir, "hello")
+		cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", out, ".")
+		cmd.Dir = dir
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOWORK=off", "GOFLAGS=")
+		if msg, err := cmd.CombinedOutput(); err != nil {
+			smallGo.err = fmt.Errorf("go build: %v\n%s", err, msg)
+			return
+		}
+		smallGo.bin, smallGo.err = os.ReadFile(out)
+	})
+	if smallGo.err != nil {
+		t.Fatal(smallGo.err)
+	}
+	return smallGo.bin
 }
