@@ -155,7 +155,11 @@ func Analyze(ctx context.Context, l Layer, opts Options) (*Inventory, error) {
 				r.note(f.Path, "%v", err)
 			}
 		}
-		if shadow || (f.Type != '5' && f.Mode&0o111 != 0) {
+		// Executables are shadows too: a Go binary replaced by a file of
+		// another kind is gone. Symbolic links (mode 0777) are left out:
+		// a root file system has thousands, and a binary replaced by a
+		// link is rare (it would still be reported).
+		if shadow || (f.Type != '5' && f.Type != '2' && f.Mode&0o111 != 0) {
 			r.inv.Shadows = append(r.inv.Shadows, f.Path)
 		}
 		return nil

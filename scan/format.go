@@ -216,16 +216,13 @@ func purl(p Package) string {
 	}
 	switch p.Ecosystem {
 	case EcosystemPyPI:
-		return "pkg:pypi/" + url.PathEscape(strings.ReplaceAll(NormalizePyPI(p.Name), "-", "-")) + "@" + v
+		return "pkg:pypi/" + url.PathEscape(NormalizePyPI(p.Name)) + "@" + v
 	case EcosystemNPM:
 		if scope, name, ok := strings.Cut(p.Name, "/"); ok {
 			return "pkg:npm/" + url.PathEscape(scope) + "/" + url.PathEscape(name) + "@" + v
 		}
 		return "pkg:npm/" + url.PathEscape(p.Name) + "@" + v
 	case EcosystemGo:
-		if p.Name == "stdlib" || p.Name == "toolchain" {
-			return "pkg:golang/" + p.Name + "@v" + v
-		}
 		return "pkg:golang/" + p.Name + "@v" + v
 	}
 	return ""

@@ -83,8 +83,9 @@ type Inventory struct {
 	Whiteouts []string `json:"whiteouts,omitempty"`
 	Opaque    []string `json:"opaque,omitempty"`
 	// Shadows are the paths this layer writes that an analyzer reads in
-	// any layer (package databases, metadata files, executables): such a
-	// file replaces a lower layer's, and with it the packages read there.
+	// any layer (package databases, metadata files, executables other
+	// than symbolic links): such a file replaces a lower layer's, and
+	// with it the packages read there.
 	Shadows []string  `json:"shadows,omitempty"`
 	Notes   []Note    `json:"notes,omitempty"`
 	Stats   ReadStats `json:"stats"`
