@@ -80,6 +80,7 @@ func Union(layers []LayerInventory) *Image {
 		}
 	}
 	eco, rel := osEcosystem(img.OS)
+	osPackages := false
 	for i := len(visible) - 1; i >= 0; i-- { // bottom first
 		for _, p := range visible[i] {
 			if p.InstallPath != "" && installed[p.InstallPath] {
@@ -90,9 +91,20 @@ func Union(layers []LayerInventory) *Image {
 					p.Ecosystem = eco
 				}
 				p.Release = rel
+				osPackages = true
 			}
 			img.Packages = append(img.Packages, p)
 		}
+	}
+	if osPackages && rel == "" {
+		what := "no os-release"
+		switch {
+		case img.OS != nil && eco == "":
+			what = "distribution " + img.OS.ID + " is not one the advisories cover (Debian, Ubuntu, Alpine)"
+		case img.OS != nil:
+			what = "os-release has no VERSION_ID (a testing or unstable release?)"
+		}
+		img.Notes = append(img.Notes, Note{Message: what + ": OS packages are matched only against advisories that name no release"})
 	}
 	return img
 }

@@ -2,6 +2,7 @@ package scan
 
 import (
 	"archive/tar"
+	"strings"
 	"testing"
 )
 
@@ -82,5 +83,18 @@ func TestOSEcosystem(t *testing.T) {
 		if eco, rel := osEcosystem(&c.o); eco != c.eco || rel != c.rel {
 			t.Errorf("%+v: got %q %q, want %q %q", c.o, eco, rel, c.eco, c.rel)
 		}
+	}
+}
+
+func TestUnionNotesUnknownRelease(t *testing.T) {
+	inv := &Inventory{OS: &OSRelease{ID: "debian", Path: "etc/os-release"},
+		Packages: []Package{{Name: "bash", Version: "5.2-1", Ecosystem: "Debian", Manager: "dpkg", Path: "var/lib/dpkg/status"}}}
+	img := Union([]LayerInventory{{Digest: "sha256:a", Inventory: inv}})
+	if len(img.Notes) != 1 || !strings.Contains(img.Notes[0].Message, "no VERSION_ID") {
+		t.Errorf("notes %+v", img.Notes)
+	}
+	inv.OS = &OSRelease{ID: "debian", VersionID: "12", Path: "etc/os-release"}
+	if img := Union([]LayerInventory{{Digest: "sha256:a", Inventory: inv}}); len(img.Notes) != 0 {
+		t.Errorf("notes %+v", img.Notes)
 	}
 }
