@@ -55,7 +55,7 @@ func makeTar(t testing.TB, es []entry) []byte {
 
 // tarDir makes a layer tar of a directory tree (as a container build
 // would: directories, files with their modes, symbolic links), entries
-// in sorted order under prefix.
+// in sorted order.
 func tarDir(t testing.TB, dir string) []byte {
 	t.Helper()
 	var es []entry

@@ -56,17 +56,14 @@ type Matcher struct {
 	db    *DB
 	cache map[string]*advisory
 	ids   map[string]map[string][]string
-	memo  map[string]Verdict
+	memo  map[string]osv.Verdict
 }
-
-// Verdict is osv.Verdict, memoised.
-type Verdict = osv.Verdict
 
 const maxMemo = 1 << 20
 
 // NewMatcher returns a Matcher over db's advisories.
 func (db *DB) NewMatcher() *Matcher {
-	return &Matcher{db: db, cache: map[string]*advisory{}, ids: map[string]map[string][]string{}, memo: map[string]Verdict{}}
+	return &Matcher{db: db, cache: map[string]*advisory{}, ids: map[string]map[string][]string{}, memo: map[string]osv.Verdict{}}
 }
 
 // Match is DB.Match with the Matcher's memory.
@@ -114,7 +111,7 @@ type matcher struct {
 
 // evaluate is af.Evaluate, memoised by (advisory, entry, ordering,
 // version).
-func (m *matcher) evaluate(id string, i int, af *osv.Affected, ordering, ver string) Verdict {
+func (m *matcher) evaluate(id string, i int, af *osv.Affected, ordering, ver string) osv.Verdict {
 	k := id + "\x00" + strconv.Itoa(i) + "\x00" + ordering + "\x00" + ver
 	if vd, ok := m.memo[k]; ok {
 		return vd
