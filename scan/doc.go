@@ -35,7 +35,8 @@
 // *.egg-info/PKG-INFO, egg-info files); npm (node_modules/**/package.json
 // and package-lock.json versions 1 to 3); Go binaries (debug/buildinfo:
 // modules, and the toolchain as "stdlib"). RPM databases are noted, not
-// read.
+// read. The analyzers' output has a version, AnalyzerVersion; an
+// inventory is cached under (layer digest, AnalyzerVersion).
 //
 // Executables are Go binaries only if their ELF program headers carry
 // Go's build ID note (or, for a static file without one, its section
@@ -46,8 +47,7 @@
 // lists are known, and the tar view drops what it found in them, so both
 // views agree. Executables of packages built with Go are read and their
 // modules reported with the owning package, like Python packages that
-// Debian ships. Their output's version is AnalyzerVersion; an inventory is cached
-// under (layer digest, AnalyzerVersion).
+// Debian ships.
 //
 // # Images
 //
