@@ -54,8 +54,10 @@
 // Union composes an image's inventories bottom up with the layers'
 // whiteouts (".wh.name", ".wh..wh..opq") and the paths each layer writes
 // (a later status file replaces an earlier one), with no layer read again;
-// each package names the layer its file came from, and OS packages get
-// the ecosystem and release of the image's os-release ("Debian", "12").
+// each package names the layer that introduced it (its file's layer; for
+// an OS package, the layer since which the rewritten package database has
+// listed it unchanged), and OS packages get the ecosystem and release of
+// the image's os-release ("Debian", "12").
 //
 // # Advisories and matching
 //

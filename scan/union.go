@@ -26,8 +26,11 @@ type Image struct {
 // inventories alone (no layer is read again). A package whose file a
 // later layer deletes (a whiteout of it or of a directory above it, an
 // opaque directory above it) or replaces (writes the same path) is not
-// reported; each package names the layer its file came from. OS packages
-// get the ecosystem and release of the image's os-release.
+// reported; each package names the layer its file came from, or for an
+// OS package the layer since which every rewrite of the package database
+// has listed it unchanged (so a base image's packages stay with the base
+// layer when a later layer installs more). OS packages get the ecosystem
+// and release of the image's os-release.
 func Union(layers []LayerInventory) *Image {
 	img := &Image{Packages: []Package{}}
 	m := mask{exact: map[string]bool{}, dirs: map[string]bool{}}
@@ -71,6 +74,11 @@ func Union(layers []LayerInventory) *Image {
 			m.dirs[p] = true
 		}
 	}
+	// A package database rewritten by a later layer (apt-get install
+	// writes the whole status) still holds the packages of the layers
+	// below: a package is attributed to the lowest layer from which every
+	// layer writing the same database path has listed it unchanged.
+	attributeDatabases(layers, visible)
 	installed := map[string]bool{}
 	for _, ps := range visible {
 		for _, p := range ps {
@@ -107,6 +115,56 @@ func Union(layers []LayerInventory) *Image {
 		img.Notes = append(img.Notes, Note{Message: what + ": OS packages are matched only against advisories that name no release"})
 	}
 	return img
+}
+
+// attributeDatabases moves OS packages to the layer that first recorded
+// them. visible holds the layers' visible packages, top layer first.
+func attributeDatabases(layers []LayerInventory, visible [][]Package) {
+	type key struct{ path, name, version string }
+	// Inventories present, bottom first, matching visible (top first).
+	var invs []LayerInventory
+	for _, l := range layers {
+		if l.Inventory != nil {
+			invs = append(invs, l)
+		}
+	}
+	has := make([]map[key]bool, len(invs)) // packages, and databases as key{path, "", ""}
+	index := func(i int) map[key]bool {
+		if has[i] == nil {
+			has[i] = map[key]bool{}
+			for _, p := range invs[i].Inventory.Packages {
+				if p.Manager == "dpkg" || p.Manager == "apk" {
+					has[i][key{p.Path, p.Name, p.Version}] = true
+					has[i][key{path: p.Path}] = true
+				}
+			}
+		}
+		return has[i]
+	}
+	for v, ps := range visible {
+		i := len(invs) - 1 - v // this layer's index, bottom first
+		for k := range ps {
+			p := &ps[k]
+			if p.Manager != "dpkg" && p.Manager != "apk" {
+				continue
+			}
+			// Walk down past layers without this database; stop at one
+			// whose database lacks the package.
+			kk, db := key{p.Path, p.Name, p.Version}, key{path: p.Path}
+			at := i
+			for j := i - 1; j >= 0; j-- {
+				idx := index(j)
+				if !idx[db] {
+					continue
+				}
+				if !idx[kk] {
+					break
+				}
+				at = j
+			}
+			p.Layer = invs[at].Digest
+		}
+	}
 }
 
 // mask is what the layers above the current one delete or replace.

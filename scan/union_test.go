@@ -98,3 +98,31 @@ func TestUnionNotesUnknownRelease(t *testing.T) {
 		t.Errorf("notes %+v", img.Notes)
 	}
 }
+
+// A status rewritten by later layers keeps its packages with the layer
+// that installed them.
+func TestUnionAttributesRewrittenDatabases(t *testing.T) {
+	status := func(body string) *Inventory {
+		return analyzeBoth(t, makeTar(t, []entry{reg("var/lib/dpkg/status", body)}), Options{})
+	}
+	base := status("Package: libfoo\nVersion: 1.0-1\n\nPackage: bash\nVersion: 5.2-1\n")
+	mid := analyzeBoth(t, makeTar(t, []entry{reg("srv/x/node_modules/x/package.json", `{"name":"x","version":"1.0.0"}`)}), Options{})
+	top := status("Package: libfoo\nVersion: 1.0-1\n\nPackage: bash\nVersion: 5.2-2\n\nPackage: curl\nVersion: 8.0-1\n")
+	img := Union([]LayerInventory{{"sha256:base", base}, {"sha256:mid", mid}, {"sha256:top", top}})
+	got := map[string]string{}
+	for _, p := range img.Packages {
+		got[p.Name] = p.Layer
+	}
+	if got["libfoo"] != "sha256:base" || got["bash"] != "sha256:top" || got["curl"] != "sha256:top" || got["x"] != "sha256:mid" {
+		t.Errorf("layers %v", got)
+	}
+	// A layer in between whose status dropped the package breaks the
+	// chain: reinstalled later, it belongs to the later layer.
+	gap := status("Package: bash\nVersion: 5.2-1\n")
+	img = Union([]LayerInventory{{"sha256:base", base}, {"sha256:gap", gap}, {"sha256:top", top}})
+	for _, p := range img.Packages {
+		if p.Name == "libfoo" && p.Layer != "sha256:top" {
+			t.Errorf("libfoo from %s, want sha256:top", p.Layer)
+		}
+	}
+}
