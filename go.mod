@@ -20,6 +20,7 @@ require (
 	github.com/opencontainers/image-spec v1.1.1
 	github.com/restic/chunker v0.4.0
 	github.com/vbatts/tar-split v0.12.3
+	golang.org/x/mod v0.25.0
 )
 
 require (
