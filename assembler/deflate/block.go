@@ -57,6 +57,9 @@ func init() {
 		fixedLit[s].len = l
 		count[l]++
 	}
+	// The fixed code has 288 symbols; 286 and 287 are never sent but take
+	// their places among the 8-bit codes.
+	count[8] += 2
 	assignCanonical(fixedLit[:], &count)
 	for s := range fixedDist {
 		fixedDist[s].len = 5

@@ -204,7 +204,7 @@ func (c *coder) failed() error {
 // offset where the block ends, sync whether it was cut by a flush or the
 // end of input rather than by the level's own rule.
 func (c *coder) cut(at int64, sync bool) {
-	if c.stopAt >= 0 && at == c.stopAt && !sync {
+	if c.stopAt >= 0 && at == c.stopAt {
 		c.stopped = true
 		return
 	}
