@@ -38,7 +38,9 @@ type fastEngine struct {
 	prevLen int    // ... of its prevLen bytes
 	spare   []byte // recycled block buffer
 	cur     int32
-	virt    int64 // virtual position of cur's origin: cur+virt never moves back
+	// rebaseAt is the cur at which positions are shifted down.
+	rebaseAt int32
+	virt     int64 // virtual position of cur's origin: cur+virt never moves back
 
 	tokens []token
 
@@ -52,12 +54,13 @@ type fastEngine struct {
 
 func newFastEngine(c *coder) *fastEngine {
 	return &fastEngine{
-		c:       c,
-		buf:     make([]byte, maxStored),
-		spare:   make([]byte, maxStored),
-		cur:     maxStored,
-		segVirt: maxStored,
-		tokens:  make([]token, 0, maxStored),
+		c:        c,
+		buf:      make([]byte, maxStored),
+		spare:    make([]byte, maxStored),
+		cur:      maxStored,
+		rebaseAt: fastRebase,
+		segVirt:  maxStored,
+		tokens:   make([]token, 0, maxStored),
 	}
 }
 
@@ -108,7 +111,7 @@ func (e *fastEngine) step(sync bool) {
 func (e *fastEngine) dropHistory() {
 	e.prev, e.prevLen = e.prev[:0], 0
 	e.cur += winSize
-	if e.cur >= fastRebase {
+	if e.cur >= e.rebaseAt {
 		e.shift()
 	}
 }
@@ -154,7 +157,7 @@ func (e *fastEngine) took(s int32, cand fastEntry) {
 }
 
 func (e *fastEngine) encode(dst []token, src []byte) []token {
-	if e.cur >= fastRebase {
+	if e.cur >= e.rebaseAt {
 		e.shift()
 	}
 	if len(src) < fastMinBlock {

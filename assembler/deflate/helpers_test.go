@@ -3,6 +3,7 @@ package deflate
 import (
 	"bytes"
 	"compress/flate"
+	"slices"
 	"testing"
 )
 
@@ -94,3 +95,5 @@ func checkSame(t testing.TB, what string, got, want []byte) {
 		t.Fatalf("%s: %d bytes, compress/flate %d; first difference at byte %d", what, len(got), len(want), firstDiff(got, want))
 	}
 }
+
+func slicesSort(v []int64) { slices.Sort(v) }

@@ -61,7 +61,7 @@ type lazyEngine struct {
 	c *coder
 	p lazyParams
 
-	window     []byte
+	window     *[2 * winSize]byte
 	base       int64 // input offset of window[0]
 	index      int
 	end        int
@@ -71,8 +71,8 @@ type lazyEngine struct {
 	length        int  // lazy: the match found at index-1
 	offset        int
 
-	head     []uint32
-	prev     []uint32
+	head     *[hashSize]uint32
+	prev     *[winSize]uint32
 	hashOff  int
 	rebaseAt int // hashOff beyond which stored values are rebased
 
@@ -96,9 +96,9 @@ func newLazyEngine(c *coder, level int) *lazyEngine {
 	return &lazyEngine{
 		c:         c,
 		p:         lazyLevels[level],
-		window:    make([]byte, 2*winSize),
-		head:      make([]uint32, hashSize),
-		prev:      make([]uint32, winSize),
+		window:    new([2 * winSize]byte),
+		head:      new([hashSize]uint32),
+		prev:      new([winSize]uint32),
 		hashOff:   1,
 		rebaseAt:  1 << 30,
 		tokens:    make([]token, 0, maxBlockTokens+1),
@@ -114,7 +114,7 @@ func hash4(b []byte) uint32 {
 
 // insert hashes position i and returns the previous head of its chain.
 func (e *lazyEngine) insert(i int) int {
-	h := hash4(e.window[i : i+4])
+	h := hash4(e.window[i:])
 	old := e.head[h]
 	e.prev[i&winMask] = old
 	e.head[h] = uint32(i + e.hashOff)
@@ -135,7 +135,7 @@ func (e *lazyEngine) slide() {
 	if r := e.c.rec; r != nil && e.index != e.crossed {
 		r.cur.ev.slides = append(r.cur.ev.slides, e.base+int64(e.index)-r.cur.In)
 	}
-	copy(e.window, e.window[winSize:])
+	copy(e.window[:], e.window[winSize:])
 	e.index -= winSize
 	e.end -= winSize
 	if e.blockStart >= winSize && e.blockStart != lostBlock {
@@ -155,7 +155,7 @@ func (e *lazyEngine) slide() {
 // the window stay the same window index, older ones become "none".
 func (e *lazyEngine) rebase() {
 	delta := uint32(e.hashOff - 1)
-	for _, t := range [][]uint32{e.head, e.prev} {
+	for _, t := range [][]uint32{e.head[:], e.prev[:]} {
 		for i, v := range t {
 			if v > delta {
 				t[i] = v - delta

@@ -187,7 +187,7 @@ func (r *resumer) runLazy(history []byte) error {
 	phase := int(cp.st.phase)
 	e.base = cp.In - int64(phase)
 	e.index, e.end, e.blockStart = phase, phase, phase
-	copy(e.window[phase-len(history):], history)
+	copy(e.window[phase-len(history):phase], history)
 	slides := make([]int64, len(cp.ev.slides))
 	for i, s := range cp.ev.slides {
 		slides[i] = cp.In + s
