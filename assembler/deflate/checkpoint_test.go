@@ -346,3 +346,24 @@ func TestSpliceRejects(t *testing.T) {
 		t.Errorf("spliced %08b, want %08b", got, want)
 	}
 }
+
+// compress/flate's output does depend on how input arrives: here the only
+// match of position 65274 lies 32674 bytes back, before the window's
+// start once the window has slid, and input arriving one byte short of a
+// full window makes it slide before that position instead of after. The
+// encoder must follow, and so must a segment resumed across that slide.
+func TestWritePatternChangesOutput(t *testing.T) {
+	data := random(200000, 70)
+	copy(data[65274:65274+40], data[32600:])
+	for _, l := range []int{2, 6, 9} {
+		whole, _ := record(t, l, data, plan{}, 1)
+		early, cps := record(t, l, data, earlySlides, 1)
+		if bytes.Equal(whole, early) {
+			t.Fatalf("level %d: the early slide changed nothing; the test input is wrong", l)
+		}
+		if countState(cps).slides == 0 {
+			t.Fatalf("level %d: no slide recorded", l)
+		}
+		checkSame(t, "resumed", resumeAll(t, data, cps), early)
+	}
+}
