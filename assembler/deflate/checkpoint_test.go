@@ -136,8 +136,8 @@ func TestCheckpointResume(t *testing.T) {
 	tarData := textTar()
 	synth := cat(text(300<<10, 50), random(40000, 51), text(200<<10, 52), make([]byte, 100000), text(100<<10, 53))
 	if raceEnabled {
-		tarData = tarData[:min(len(tarData), 400<<10)]
-		synth = synth[:250<<10]
+		tarData = tarData[:min(len(tarData), 200<<10)]
+		synth = synth[:200<<10]
 	}
 	cases := []struct {
 		name    string
@@ -195,7 +195,7 @@ func bytesRepeat(v, n int) []int {
 // The test inputs must reach every kind of checkpoint state, or the test
 // above proves less than it claims.
 func TestCheckpointStateKinds(t *testing.T) {
-	data := textTar()[:min(len(textTar()), 400<<10)]
+	data := textTar()[:min(len(textTar()), raceCut(400<<10))]
 	_, cps := record(t, 6, data, earlySlides, 100<<10)
 	if countState(cps).slides == 0 {
 		t.Error("level 6, writes ending at 65535 of the window: no early window slide recorded")
@@ -269,21 +269,22 @@ func TestCheckpointUnmarshalRejects(t *testing.T) {
 
 // A segment encoded from other input than its checkpoint's fails.
 func TestResumeMismatch(t *testing.T) {
-	data := text(400<<10, 62)
-	other := cat(data[:200<<10], random(200<<10, 63))
+	data := text(300<<10, 62)
 	for _, l := range levels {
 		if l == NoCompression {
 			continue // stored blocks have the same length whatever they hold
 		}
-		_, cps := record(t, l, data, plan{}, 150<<10)
+		_, cps := record(t, l, data, plan{}, 100<<10)
 		last := cps[len(cps)-1]
+		// The same history and start, other bytes from 10000 in.
+		other := cat(data[:last.In+10000], random(int(int64(len(data))-last.In-10000), 63))
 		err := EncodeSegment(io.Discard, bytes.NewReader(other), int64(len(other)), last)
 		if !errors.Is(err, ErrMismatch) {
 			t.Errorf("level %d: segment [%d,%d) of other input: %v, want ErrMismatch", l, last.In, last.End, err)
 		}
 	}
 	_, cps := record(t, 6, data, plan{}, 150<<10)
-	if err := EncodeSegment(io.Discard, bytes.NewReader(data[:300<<10]), 300<<10, cps[len(cps)-1]); err == nil {
+	if err := EncodeSegment(io.Discard, bytes.NewReader(data[:250<<10]), 250<<10, cps[len(cps)-1]); err == nil {
 		t.Error("segment past the input's end accepted")
 	}
 	if err := ResumeSegment(io.Discard, cps[1], make([]byte, 5), bytes.NewReader(data)); err == nil {
@@ -303,7 +304,7 @@ func (f *failWriter) Write(p []byte) (int, error) {
 }
 
 func TestEncodeParallelErrors(t *testing.T) {
-	data := text(600<<10, 64)
+	data := text(400<<10, 64)
 	_, cps := record(t, 6, data, plan{}, 64<<10)
 	src := bytes.NewReader(data)
 	size := int64(len(data))

@@ -191,9 +191,14 @@ func (e *lazyEngine) skip(from, to int64) {
 		e.skipped[n-1].end = max(e.skipped[n-1].end, to)
 		return
 	}
-	if len(e.skipped) >= 4096 {
+	if len(e.skipped) == cap(e.skipped) {
+		if e.skipped == nil {
+			// At most one range per 7 positions in the 32 KiB a
+			// checkpoint needs: 4682.
+			e.skipped = make([]run, 0, 8192)
+		}
 		// Forget ranges that no checkpoint can need any more.
-		keep := e.base + int64(e.index) - 2*winSize
+		keep := e.base + int64(e.index) - winSize
 		i := 0
 		for i < len(e.skipped) && e.skipped[i].end <= keep {
 			i++

@@ -18,8 +18,11 @@ func EncodeSegment(dst io.Writer, src io.ReaderAt, size int64, cp Checkpoint) er
 		return fmt.Errorf("%w: segment ends at %d, input has %d bytes", ErrMismatch, cp.End, size)
 	}
 	hist := make([]byte, cp.HistoryLen())
-	if _, err := src.ReadAt(hist, cp.In-int64(len(hist))); err != nil && !(errors.Is(err, io.EOF) && len(hist) == 0) {
-		return fmt.Errorf("deflate: reading history: %w", err)
+	if n, err := src.ReadAt(hist, cp.In-int64(len(hist))); n < len(hist) {
+		if err == nil {
+			err = io.ErrUnexpectedEOF
+		}
+		return fmt.Errorf("deflate: reading history before %d: %w", cp.In, err)
 	}
 	return ResumeSegment(dst, cp, hist, io.NewSectionReader(src, cp.In, size-cp.In))
 }
