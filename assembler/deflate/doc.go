@@ -15,7 +15,7 @@
 //
 // [Writer] takes Write, Flush and Close calls like compress/flate's Writer
 // and writes the same bytes for the same calls. Its memory is fixed by the
-// level (about 0.8 MB at levels 2..9, 0.3 MB at level 1), whatever the
+// level (about 0.8 MB at levels 2..9, 0.5 MB at level 1), whatever the
 // input size.
 //
 // compress/flate's output depends on how input arrives, not only on the
