@@ -138,8 +138,8 @@ func TestCheckpointResume(t *testing.T) {
 	spacing := func(n int64) int64 { return n }
 	if raceEnabled {
 		// Fewer bytes: a checkpoint at every block boundary.
-		tarData = tarData[:min(len(tarData), 300<<10)]
-		synth = synth[:300<<10]
+		tarData = tarData[:min(len(tarData), 200<<10)]
+		synth = synth[:200<<10]
 		spacing = func(int64) int64 { return 1 }
 	}
 	cases := []struct {

@@ -14,7 +14,7 @@ var realSize = int64(2 << 20)
 
 func init() {
 	if raceEnabled {
-		realSize = 256 << 10
+		realSize = 192 << 10
 	}
 }
 

@@ -6,14 +6,14 @@ import (
 	"testing"
 )
 
-// A Writer allocates its state once: encoding 32 MiB (4 MiB under the
+// A Writer allocates its state once: encoding 32 MiB (1 MiB under the
 // race detector) more costs no more
 // memory than encoding nothing, at every level, checkpoints included.
 func TestWriterMemoryBounded(t *testing.T) {
 	chunk := cat(text(48<<10, 90), make([]byte, 16<<10))
 	total := 32 << 20
 	if raceEnabled {
-		total = 4 << 20
+		total = 1 << 20
 	}
 	for _, l := range []int{-2, 0, 1, 2, 6, 9} {
 		n := 0
