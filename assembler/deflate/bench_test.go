@@ -142,6 +142,7 @@ func BenchmarkRecord(b *testing.B) {
 			b.Run(fmt.Sprintf("level%d/spacing%dKiB", l, spacing>>10), func(b *testing.B) {
 				b.SetBytes(int64(len(data)))
 				var cps []Checkpoint
+				cpu0 := cpuTime()
 				for b.Loop() {
 					if spacing == 0 {
 						w, _ := NewWriter(io.Discard, l)
@@ -151,6 +152,7 @@ func BenchmarkRecord(b *testing.B) {
 					}
 					cps = recordCheckpoints(b, l, data, spacing)
 				}
+				b.ReportMetric((cpuTime()-cpu0).Seconds()/float64(b.N), "cpu-s/op")
 				if len(cps) > 1 {
 					size := 0
 					for _, c := range cps[1:] {

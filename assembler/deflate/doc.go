@@ -40,9 +40,9 @@
 // range [Bit, EndBit) and the state at In:
 //
 //   - levels 2..9: where In falls in the sliding window (its phase: which
-//     older positions are still in the window); at levels 2 and 3 also the
-//     history positions that were never hashed (inside long matches);
-//     positions hashed around a flush;
+//     older positions are still in the window), and the history positions
+//     that were never hashed: inside long matches at levels 2 and 3, the
+//     last three before a flush at any level;
 //   - level 1: the length of the previous block (the history it may match
 //     into), and each match of the segment whose source lies before In;
 //   - every level: the flushes inside the segment, and at levels 2..9 the
@@ -52,7 +52,11 @@
 // (at most 32 KiB) before In from the input. The hash chains are rebuilt
 // from them (all history positions at levels 4..9). Lazy-match state need
 // not be stored: at a block boundary it is either empty or recomputed by
-// encoding the boundary position again.
+// encoding the boundary position again. Neither are compress/flate's
+// hash-offset rebasing (after 16 MiB of input) and level 1's offset
+// shifting (after 2 GiB): both keep every usable match usable and drop
+// only unusable ones, so they change no decision; this package moves its
+// own positions at other points, with the same guarantee.
 //
 // [EncodeSegment] (from an io.ReaderAt) and [ResumeSegment] (from a
 // stream) encode one segment: they read the history, then input from In,

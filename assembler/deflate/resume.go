@@ -43,9 +43,8 @@ func ResumeSegment(dst io.Writer, cp Checkpoint, history []byte, input io.Reader
 		r.limit += Lookahead
 	}
 	r.c = newCoder(dst, cp.Level, cp.Bit)
-	r.c.stopAt = -1
 	if !cp.Final {
-		r.c.stopAt = cp.End
+		r.c.stopAt = cp.End // stop after the block that ends there
 	}
 	for _, f := range cp.ev.flushes {
 		r.flushes = append(r.flushes, cp.In+f)
