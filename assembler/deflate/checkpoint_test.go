@@ -371,3 +371,35 @@ func TestWritePatternChangesOutput(t *testing.T) {
 		checkSame(t, "resumed", resumeAll(t, data, cps), early)
 	}
 }
+
+// A corrupted checkpoint that still decodes makes encoding fail or write
+// wrong bytes, never panic or hang.
+func TestResumeCorruptCheckpoints(t *testing.T) {
+	data := text(200<<10, 65)
+	for _, l := range []int{1, 2, 6} {
+		_, cps := record(t, l, data, plan{}, 64<<10)
+		cp := cps[1]
+		b, err := cp.MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range min(len(b), 24) {
+			for _, x := range []byte{0x01, 0x80} {
+				v := bytes.Clone(b)
+				v[i] ^= x
+				var c Checkpoint
+				if c.UnmarshalBinary(v) != nil {
+					continue
+				}
+				EncodeSegment(io.Discard, bytes.NewReader(data), int64(len(data)), c)
+			}
+		}
+		bogus := cp
+		bogus.ev.slides = []int64{10}
+		if l >= 2 {
+			if err := EncodeSegment(io.Discard, bytes.NewReader(data), int64(len(data)), bogus); !errors.Is(err, ErrMismatch) {
+				t.Errorf("level %d: slide recorded mid-window: %v, want ErrMismatch", l, err)
+			}
+		}
+	}
+}

@@ -203,6 +203,9 @@ func (r *resumer) runLazy(history []byte) error {
 			next = slides[0]
 		}
 		if next >= 0 && e.base+int64(e.index) == next || next < 0 && e.index >= canonIndex {
+			if e.index < slideIndex {
+				return fmt.Errorf("%w: recorded slide at %d, before the window can slide", ErrMismatch, next)
+			}
 			if next >= 0 {
 				slides = slides[1:]
 			}
