@@ -13,7 +13,13 @@ import (
 	"time"
 )
 
+// goroot is the toolchain's tree: go test runs with the go command that
+// built the test, and Go's own files are the same wherever that toolchain
+// is installed.
 var goroot = sync.OnceValues(func() (string, error) {
+	if r := os.Getenv("GOROOT"); r != "" {
+		return r, nil
+	}
 	out, err := exec.Command("go", "env", "GOROOT").Output()
 	return strings.TrimSpace(string(out)), err
 })
