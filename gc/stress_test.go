@@ -65,10 +65,11 @@ func TestGCUnderLoad(t *testing.T) {
 	// minutes more).
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	duration := stressDuration(t)
 	go func() {
 		start := time.Now()
 		enough := func() bool { return pushes.Load() >= 20 && pulls.Load() > 0 && gcDeleted.Load() > 0 }
-		for time.Since(start) < stressDuration(t) || (!enough() && time.Since(start) < stressDuration(t)+5*time.Minute) {
+		for time.Since(start) < duration || (!enough() && time.Since(start) < duration+5*time.Minute) {
 			time.Sleep(100 * time.Millisecond)
 		}
 		cancel()
