@@ -13,6 +13,7 @@ import (
 
 	"github.com/chunkyard/chunkyard/chunkstore"
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -64,12 +65,25 @@ type Stats struct {
 	ConvertedBlobs     int64 `json:"converted_blobs"`     // blobs stored as split layers
 }
 
+// Option configures Open.
+type Option func(*pebble.Options)
+
+// WithFS opens the index on file system fs instead of the operating
+// system's (tests pass a crashable in-memory FS, or one injecting errors).
+func WithFS(fs vfs.FS) Option {
+	return func(o *pebble.Options) { o.FS = fs }
+}
+
 // Open opens (creating if needed) the index in dir.
-func Open(dir string, log *slog.Logger) (*Graph, error) {
+func Open(dir string, log *slog.Logger, opts ...Option) (*Graph, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	db, err := pebble.Open(dir, &pebble.Options{Logger: pebbleLogger{log}})
+	po := &pebble.Options{Logger: pebbleLogger{log}}
+	for _, o := range opts {
+		o(po)
+	}
+	db, err := pebble.Open(dir, po)
 	if err != nil {
 		return nil, fmt.Errorf("refgraph: open %s: %w", dir, err)
 	}

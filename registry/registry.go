@@ -14,19 +14,24 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"sync"
 	"time"
 
 	"github.com/chunkyard/chunkyard/assembler"
 	"github.com/chunkyard/chunkyard/chunkstore"
+	"github.com/chunkyard/chunkyard/internal/fsutil"
 	"github.com/chunkyard/chunkyard/refgraph"
+	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 // Options configure a Service.
 type Options struct {
+	// FS is the file system of UploadDir and Convert.PendingDir; nil
+	// means vfs.Default, the operating system's. Tests pass a crashable
+	// in-memory FS or one that injects errors.
+	FS              vfs.FS
 	UploadDir       string        // spool for upload sessions
 	UploadTTL       time.Duration // idle sessions older than this expire; default 24h
 	MaxManifestSize int64         // default 4 MiB
@@ -43,6 +48,7 @@ type Options struct {
 
 // Service implements the registry operations over the index and the store.
 type Service struct {
+	fs      vfs.FS
 	graph   *refgraph.Graph
 	store   *chunkstore.Store
 	asm     *assembler.Assembler
@@ -70,7 +76,8 @@ func New(graph *refgraph.Graph, store *chunkstore.Store, opts Options) (*Service
 	if opts.MaxManifestSize <= 0 {
 		opts.MaxManifestSize = 4 << 20
 	}
-	up, err := newUploads(opts.UploadDir, opts.UploadTTL, opts.Logger)
+	fsys := fsutil.OrDefault(opts.FS)
+	up, err := newUploads(fsys, opts.UploadDir, opts.UploadTTL, opts.Logger)
 	if err != nil {
 		return nil, err
 	}
@@ -78,12 +85,14 @@ func New(graph *refgraph.Graph, store *chunkstore.Store, opts Options) (*Service
 		if opts.Convert.PendingDir == "" {
 			return nil, errors.New("registry: conversion needs a pending dir")
 		}
-		if err := os.MkdirAll(opts.Convert.PendingDir, 0o750); err != nil {
+		// Durably: acknowledged layers wait in it.
+		if err := fsutil.MkdirAll(fsys, opts.Convert.PendingDir); err != nil {
 			return nil, fmt.Errorf("registry: %w", err)
 		}
 		opts.Convert.setDefaults()
 	}
 	return &Service{
+		fs:    fsys,
 		graph: graph,
 		store: store,
 		asm: assembler.New(graph, store, assembler.Options{
@@ -224,7 +233,7 @@ func (s *Service) OpenBlob(ctx context.Context, repo string, d digest.Digest, of
 		}
 		if ok {
 			if off == 0 && length == b.Size {
-				return assembler.Verify(f, d, b.Size), b.Size, nil
+				return assembler.Verify(sectionFile{io.NewSectionReader(f, 0, b.Size), f}, d, b.Size), b.Size, nil
 			}
 			return sectionFile{io.NewSectionReader(f, off, length), f}, b.Size, nil
 		}
@@ -320,14 +329,14 @@ func (s *Service) FinishUpload(ctx context.Context, repo, id string, d digest.Di
 		return err
 	}
 	defer s.uploads.finish(sess)
-	got, err := sess.digest(d.Algorithm())
+	got, err := sess.digest(s.fs, d.Algorithm())
 	if err != nil {
 		return err
 	}
 	if got != d {
 		return fmt.Errorf("%w: upload is %s, client said %s", ErrDigestInvalid, got, d)
 	}
-	f, err := os.Open(sess.path)
+	f, err := s.fs.Open(sess.path)
 	if err != nil {
 		return fmt.Errorf("registry: upload %s: %w", id, err)
 	}
@@ -337,26 +346,26 @@ func (s *Service) FinishUpload(ctx context.Context, repo, id string, d digest.Di
 
 // digest returns the digest of the session's bytes with algo, from the
 // running hash if it has one.
-func (sess *session) digest(algo digest.Algorithm) (digest.Digest, error) {
+func (sess *session) digest(fsys vfs.FS, algo digest.Algorithm) (digest.Digest, error) {
 	if algo == digest.SHA256 && sess.h != nil {
 		return digest.NewDigestFromBytes(algo, sess.h.Sum(nil)), nil
 	}
 	if !algo.Available() {
 		return "", fmt.Errorf("%w: digest algorithm %q", ErrDigestInvalid, algo)
 	}
-	f, err := os.Open(sess.path)
+	f, err := fsys.Open(sess.path)
 	if err != nil {
 		return "", fmt.Errorf("registry: upload %s: %w", sess.id, err)
 	}
 	defer f.Close()
-	return algo.FromReader(f)
+	return algo.FromReader(io.NewSectionReader(f, 0, sess.size))
 }
 
-// commit stores the verified content of blob d (size bytes in the file at
-// path, open as r) and links it into repo: data durable first (chunks in
-// packs, or the file itself for a layer pending conversion), then the
-// index batch.
-func (s *Service) commit(ctx context.Context, repo string, d digest.Digest, size int64, path string, r *os.File) error {
+// commit stores the verified content of blob d (the first size bytes of
+// the file at path, open as f) and links it into repo: data durable first
+// (chunks in packs, or the file itself for a layer pending conversion),
+// then the index batch.
+func (s *Service) commit(ctx context.Context, repo string, d digest.Digest, size int64, path string, f vfs.File) error {
 	if _, err := s.graph.Blob(d); err == nil {
 		// Garbage collection may remove the blob before the link lands:
 		// then it is stored again below.
@@ -365,14 +374,16 @@ func (s *Service) commit(ctx context.Context, repo string, d digest.Digest, size
 		}
 	}
 	if s.convert.Workers > 0 {
-		prefix := make([]byte, 512)
-		n, _ := r.ReadAt(prefix, 0)
+		prefix := make([]byte, min(512, size))
+		n, _ := f.ReadAt(prefix, 0)
 		if layerCandidate(prefix[:n]) {
-			return s.commitPending(repo, d, size, path)
+			return s.commitPending(repo, d, size, path, f)
 		}
 	}
 	for attempt := 0; ; attempt++ {
-		chunks, n, err := s.store.Write(ctx, r, s.knownChunk)
+		// A new reader each attempt: bounded by size, for a spool file a
+		// failed append left longer.
+		chunks, n, err := s.store.Write(ctx, io.NewSectionReader(f, 0, size), s.knownChunk)
 		if err != nil {
 			return fmt.Errorf("registry: store blob %s: %w", d, err)
 		}
@@ -385,9 +396,6 @@ func (s *Service) commit(ctx context.Context, repo string, d digest.Digest, size
 		}
 		// A chunk we deduplicated against was reclaimed meanwhile: write
 		// the blob again.
-		if _, err := r.Seek(0, io.SeekStart); err != nil {
-			return err
-		}
 	}
 }
 
