@@ -99,6 +99,9 @@ func (s *Service) openPending(d digest.Digest) (vfs.File, bool, error) {
 
 // sweepPending removes pending files the index does not need (converted
 // before a crash removed them, or never committed) and temporary files.
+// It runs while pushes are served: each file is judged under pendingMu,
+// which commitPending holds from its link to its index batch, so a file a
+// push has linked but not indexed yet is never taken for stale.
 func (s *Service) sweepPending() error {
 	names, err := s.fs.List(s.convert.PendingDir)
 	if err != nil {
@@ -106,22 +109,31 @@ func (s *Service) sweepPending() error {
 	}
 	slices.Sort(names)
 	for _, name := range names {
-		path := filepath.Join(s.convert.PendingDir, name)
-		algo, hex, ok := strings.Cut(name, "-")
-		d := digest.NewDigestFromEncoded(digest.Algorithm(algo), hex)
-		if ok && d.Validate() == nil {
-			b, err := s.graph.Blob(d)
-			if err == nil && b.Kind == refgraph.KindPending {
-				continue
-			}
-			if err != nil && !errors.Is(err, refgraph.ErrNotFound) {
-				return err
-			}
+		if err := s.sweepPendingFile(name); err != nil {
+			return err
 		}
-		s.log.Info("removing stale pending file", "path", path)
-		if err := s.fs.Remove(path); err != nil {
-			return fmt.Errorf("registry: %w", err)
+	}
+	return nil
+}
+
+func (s *Service) sweepPendingFile(name string) error {
+	s.pendingMu.Lock()
+	defer s.pendingMu.Unlock()
+	path := filepath.Join(s.convert.PendingDir, name)
+	algo, hex, ok := strings.Cut(name, "-")
+	d := digest.NewDigestFromEncoded(digest.Algorithm(algo), hex)
+	if ok && d.Validate() == nil {
+		b, err := s.graph.Blob(d)
+		if err == nil && b.Kind == refgraph.KindPending {
+			return nil
 		}
+		if err != nil && !errors.Is(err, refgraph.ErrNotFound) {
+			return err
+		}
+	}
+	s.log.Info("removing stale pending file", "path", path)
+	if err := s.fs.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("registry: %w", err)
 	}
 	return nil
 }

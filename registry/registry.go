@@ -59,7 +59,7 @@ type Service struct {
 	kick    chan struct{}         // wakes the converter
 	layers  *chunkstore.FileCache // encoded layers; nil: none
 
-	pendingMu sync.Mutex // commitPending against BlobDeleted
+	pendingMu sync.Mutex // commitPending against BlobDeleted and sweepPending
 	pulls     pullTimes
 	pushes    pushActivity // uploads in flight, which conversions yield to
 }
