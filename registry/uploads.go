@@ -222,7 +222,16 @@ func (u *uploads) expire(now time.Time) {
 			continue
 		}
 		fi, err := u.fs.Stat(filepath.Join(u.dir, name))
-		if err != nil || now.Sub(fi.ModTime()) < u.ttl {
+		if err != nil {
+			continue
+		}
+		// Idle since the later write of the spool file and its sidecar:
+		// an empty spool file has no write of its own on every FS.
+		last := fi.ModTime()
+		if mi, err := u.fs.Stat(filepath.Join(u.dir, id+".json")); err == nil && mi.ModTime().After(last) {
+			last = mi.ModTime()
+		}
+		if now.Sub(last) < u.ttl {
 			continue
 		}
 		u.mu.Lock()
@@ -237,6 +246,6 @@ func (u *uploads) expire(now time.Time) {
 		} else {
 			u.finish(&session{id: id, path: filepath.Join(u.dir, id)})
 		}
-		u.log.Info("expired upload session", "id", id, "idle", now.Sub(fi.ModTime()).Round(time.Second))
+		u.log.Info("expired upload session", "id", id, "idle", now.Sub(last).Round(time.Second))
 	}
 }
