@@ -1,0 +1,21 @@
+// Package crashtest holds chunkyard's power-loss and fault-injection
+// tests; it has no code of its own outside them.
+//
+// The kill tests (cmd/chunkyard) SIGKILL a real server, but the kernel
+// still writes its page cache, so they cannot catch a missing fsync. The
+// tests here run the real registry.Service, refgraph index, chunk store
+// (local packs, or a remote object store standing in for S3) and gc
+// collector, through the real ocihttp handler, on Pebble's crashable
+// in-memory file system (vfs.NewCrashableMem). At a random file operation
+// they take the file system's crash clone, which keeps what was fsynced and
+// a random part of what was not, as a power loss would; then they reopen
+// everything on the clone and check that every push acknowledged before
+// that instant is there and byte-exact, that everything the index shows
+// reads back verified, and that fsck is clean. Other tests inject disk-full
+// and I/O errors (vfs/errorfs) and check that clients get a clear error and
+// nothing half-written becomes visible.
+//
+// CHUNKYARD_CRASH_POINTS sets how many crash points TestPowerLoss runs
+// (default 40, 12 under the race detector); CHUNKYARD_CRASH_SEED replays
+// one run. The test command runs 1,000 without the race detector.
+package crashtest
