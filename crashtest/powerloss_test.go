@@ -81,6 +81,12 @@ var regressions = []struct {
 	// The sweep of stale pending files at converter start deleted the file
 	// of a push being committed (registry TestSweepKeepsAPendingFileBeingCommitted).
 	{"SweepRacesPush", 200, 15},
+	// A new store directory was not made durable in its parent: the whole
+	// store vanished (chunkstore TestFreshStoreSurvivesPowerLoss).
+	{"FreshStoreDir", 600, 1},
+	// A new pending dir was not made durable: acknowledged layers vanished
+	// (registry TestFreshPendingDirSurvivesPowerLoss).
+	{"FreshPendingDir", 701, 1},
 }
 
 func newStats() *crashStats {

@@ -1,10 +1,18 @@
 package registry
 
 import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"io"
+	"log/slog"
 	"os"
 	"testing"
 	"time"
 
+	"github.com/chunkyard/chunkyard/chunkstore"
+	"github.com/chunkyard/chunkyard/refgraph"
+	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/opencontainers/go-digest"
 )
 
@@ -41,5 +49,66 @@ func TestSweepKeepsAPendingFileBeingCommitted(t *testing.T) {
 	}
 	if got := e.readBlob("app", d); string(got) != string(data) {
 		t.Fatalf("read %q", got)
+	}
+}
+
+// memService opens store, index and service on fsys as chunkyard serve
+// lays them out under /data, converting layers.
+func memService(t *testing.T, fsys vfs.FS) (svc *Service, closeAll func()) {
+	t.Helper()
+	log := slog.New(slog.DiscardHandler)
+	store, err := chunkstore.Open(context.Background(), chunkstore.Options{Dir: "/data/store", FS: fsys, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	graph, err := refgraph.Open("/data/index", log, refgraph.WithFS(fsys))
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err = New(graph, store, Options{FS: fsys, UploadDir: "/data/uploads", Logger: log,
+		Convert: ConvertOptions{Workers: 1, PendingDir: "/data/pending"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return svc, func() { store.Close(); graph.Close() }
+}
+
+// TestFreshPendingDirSurvivesPowerLoss: the pending dir holds
+// acknowledged layers, so its creation must be durable (its parent
+// fsynced). It was created with a plain MkdirAll: a power loss after the
+// first layer pushed to a new data dir could take the directory and the
+// layer with it. Found by the power-loss test (crashtest, chain seed 700,
+// before fsutil.MkdirAll).
+func TestFreshPendingDirSurvivesPowerLoss(t *testing.T) {
+	mem := vfs.NewCrashableMem()
+	svc, closeAll := memService(t, mem)
+	var layer bytes.Buffer
+	zw := gzip.NewWriter(&layer)
+	zw.Write(bytes.Repeat([]byte("a layer "), 1000))
+	zw.Close()
+	d := digest.FromBytes(layer.Bytes())
+	ctx := context.Background()
+	id, err := svc.StartUpload(ctx, "app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.FinishUpload(ctx, "app", id, d, -1, bytes.NewReader(layer.Bytes())); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := svc.graph.Blob(d); err != nil || b.Kind != refgraph.KindPending {
+		t.Fatalf("blob %+v, %v: want it pending conversion", b, err)
+	}
+	crashed := mem.CrashClone(vfs.CrashCloneCfg{}) // acknowledged: durable
+	closeAll()
+
+	svc, closeAll = memService(t, crashed)
+	defer closeAll()
+	rc, _, err := svc.OpenBlob(ctx, "app", d, 0, -1)
+	if err != nil {
+		t.Fatalf("acknowledged layer after a power loss: %v", err)
+	}
+	defer rc.Close()
+	if got, err := io.ReadAll(rc); err != nil || !bytes.Equal(got, layer.Bytes()) {
+		t.Fatalf("acknowledged layer after a power loss: %d bytes, %v", len(got), err)
 	}
 }
