@@ -35,6 +35,7 @@ type Graph struct {
 	mu    sync.Mutex // serialises writers
 	stats Stats      // counters as committed, guarded by mu
 	clock atomic.Pointer[func() time.Time]
+	fail  *failure // set when Pebble fails (failure.go)
 }
 
 // SetClock replaces the clock that stamps GC times (tests).
@@ -79,16 +80,20 @@ func Open(dir string, log *slog.Logger, opts ...Option) (*Graph, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	po := &pebble.Options{Logger: pebbleLogger{log}}
+	fail := newFailure()
+	po := &pebble.Options{Logger: pebbleLogger{log, fail}}
 	for _, o := range opts {
 		o(po)
 	}
-	db, err := pebble.Open(dir, po)
+	db, err := openPebble(dir, po)
 	if err != nil {
 		return nil, fmt.Errorf("refgraph: open %s: %w", dir, err)
 	}
-	g := &Graph{db: db, log: log}
-	if err := g.init(); err != nil {
+	g := &Graph{db: db, log: log, fail: fail}
+	if err := func() (err error) {
+		defer RecoverFailure(&err)
+		return g.init()
+	}(); err != nil {
 		db.Close()
 		return nil, err
 	}
@@ -123,9 +128,14 @@ func (g *Graph) init() error {
 }
 
 // Close flushes and closes the index.
-func (g *Graph) Close() error {
+func (g *Graph) Close() (err error) {
+	defer RecoverFailure(&err) // a failed index may fail again on the way out
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	if err := g.Err(); err != nil {
+		g.db.Close()
+		return err
+	}
 	if err := g.db.Flush(); err != nil {
 		g.db.Close()
 		return fmt.Errorf("refgraph: flush: %w", err)
@@ -748,18 +758,4 @@ func (g *Graph) Packs(fn func(Pack) error) error {
 		}
 		return true, fn(p)
 	})
-}
-
-// pebbleLogger sends Pebble's messages to slog.
-type pebbleLogger struct{ log *slog.Logger }
-
-func (l pebbleLogger) Infof(format string, args ...any) {
-	l.log.Debug(fmt.Sprintf(format, args...), "component", "pebble")
-}
-func (l pebbleLogger) Errorf(format string, args ...any) {
-	l.log.Error(fmt.Sprintf(format, args...), "component", "pebble")
-}
-func (l pebbleLogger) Fatalf(format string, args ...any) {
-	l.log.Error(fmt.Sprintf(format, args...), "component", "pebble")
-	panic(fmt.Sprintf(format, args...))
 }

@@ -211,7 +211,8 @@ func notFound(err, class error, what any) error {
 
 // OpenBlob returns a reader of length bytes of blob d from off, and the
 // blob's size. length < 0 means to the end.
-func (s *Service) OpenBlob(ctx context.Context, repo string, d digest.Digest, off, length int64) (io.ReadCloser, int64, error) {
+func (s *Service) OpenBlob(ctx context.Context, repo string, d digest.Digest, off, length int64) (_ io.ReadCloser, _ int64, err error) {
+	defer guard(&err)
 	for attempt := 0; ; attempt++ {
 		b, err := s.linkedBlob(repo, d)
 		if err != nil {
@@ -244,7 +245,8 @@ func (s *Service) OpenBlob(ctx context.Context, repo string, d digest.Digest, of
 }
 
 // DeleteBlob removes repo's link to blob d.
-func (s *Service) DeleteBlob(ctx context.Context, repo string, d digest.Digest) error {
+func (s *Service) DeleteBlob(ctx context.Context, repo string, d digest.Digest) (err error) {
+	defer guard(&err)
 	if err := checkDigest(d); err != nil {
 		return err
 	}
@@ -253,7 +255,8 @@ func (s *Service) DeleteBlob(ctx context.Context, repo string, d digest.Digest) 
 
 // MountBlob links blob d into repo if from (or, with from empty, any
 // repository) has it. ErrBlobUnknown means the caller should upload.
-func (s *Service) MountBlob(ctx context.Context, repo, from string, d digest.Digest) error {
+func (s *Service) MountBlob(ctx context.Context, repo, from string, d digest.Digest) (err error) {
+	defer guard(&err)
 	if err := checkDigest(d); err != nil {
 		return err
 	}
@@ -269,7 +272,8 @@ func (s *Service) MountBlob(ctx context.Context, repo, from string, d digest.Dig
 }
 
 // StartUpload opens an upload session in repo and returns its id.
-func (s *Service) StartUpload(ctx context.Context, repo string) (string, error) {
+func (s *Service) StartUpload(ctx context.Context, repo string) (_ string, err error) {
+	defer guard(&err)
 	sess, err := s.uploads.start(repo)
 	if err != nil {
 		return "", err
@@ -289,7 +293,8 @@ func (s *Service) UploadStatus(ctx context.Context, repo, id string) (int64, err
 
 // AppendUpload appends r to session id; offset >= 0 must be the session's
 // current size. It returns the new size.
-func (s *Service) AppendUpload(ctx context.Context, repo, id string, offset int64, r io.Reader) (int64, error) {
+func (s *Service) AppendUpload(ctx context.Context, repo, id string, offset int64, r io.Reader) (_ int64, err error) {
+	defer guard(&err)
 	defer s.pushes.begin()()
 	sess, err := s.uploads.get(repo, id)
 	if err != nil {
@@ -301,7 +306,8 @@ func (s *Service) AppendUpload(ctx context.Context, repo, id string, offset int6
 }
 
 // CancelUpload drops session id.
-func (s *Service) CancelUpload(ctx context.Context, repo, id string) error {
+func (s *Service) CancelUpload(ctx context.Context, repo, id string) (err error) {
+	defer guard(&err)
 	sess, err := s.uploads.get(repo, id)
 	if err != nil {
 		return err
@@ -315,7 +321,8 @@ func (s *Service) CancelUpload(ctx context.Context, repo, id string) error {
 // (offset < 0: unchecked), checks the whole upload against d, and commits
 // it as blob d of repo. The session ends whether or not this succeeds,
 // unless the error is ErrRangeInvalid.
-func (s *Service) FinishUpload(ctx context.Context, repo, id string, d digest.Digest, offset int64, r io.Reader) error {
+func (s *Service) FinishUpload(ctx context.Context, repo, id string, d digest.Digest, offset int64, r io.Reader) (err error) {
+	defer guard(&err)
 	defer s.pushes.begin()()
 	if err := checkDigest(d); err != nil {
 		return err
