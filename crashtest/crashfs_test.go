@@ -12,7 +12,7 @@ import (
 )
 
 // crasher decides when the power fails. It counts the mutating operations
-// made through its crashFS wrappers and, just before operation number at,
+// made through a hookFS and, just before operation number at,
 // takes the crash clone of the in-memory file system: everything fsynced
 // so far, plus each unsynced block or directory entry with probability
 // unsynced%. At the same instant it copies the model of acknowledged
@@ -137,8 +137,8 @@ func (c *crasher) fire(op, path, phase string) {
 }
 
 // enter counts a mutating operation, fires if it is the one, and holds
-// the gate until the returned func is called.
-func (c *crasher) enter(op string, path string) func() {
+// the gate until the returned func is called. It injects no error.
+func (c *crasher) enter(op string, path string) (error, func()) {
 	n := c.ops.Add(1)
 	phase := phaseOf(c.step.Load().(string), op, path,
 		c.remote != nil && c.remote.puts.Load() > 0, c.remote != nil && c.remote.deleted.Swap(false))
@@ -146,117 +146,139 @@ func (c *crasher) enter(op string, path string) func() {
 		c.fire(op, path, phase)
 	}
 	c.gate.RLock()
-	return c.gate.RUnlock
+	return nil, c.gate.RUnlock
 }
 
-// crashFS wraps a file system with a crasher. Reads pass through; every
-// operation that changes the file system is counted.
-type crashFS struct {
+// hook sees every operation that changes a hookFS before it runs. It
+// returns the error to inject instead (a write then writes only part of
+// its bytes first), and a func to call once the operation is done.
+type hook interface {
+	enter(op, path string) (inject error, done func())
+}
+
+// hookFS wraps a file system with a hook (a crasher, or a faulter that
+// injects errors). Reads pass through untouched.
+type hookFS struct {
 	vfs.FS
-	c *crasher
+	h hook
 }
 
-func (fs crashFS) Unwrap() vfs.FS { return fs.FS }
+func (fs hookFS) Unwrap() vfs.FS { return fs.FS }
 
-func (fs crashFS) wrap(f vfs.File, err error, path string) (vfs.File, error) {
+func (fs hookFS) wrap(f vfs.File, err error, path string) (vfs.File, error) {
 	if err != nil {
 		return f, err
 	}
-	return &crashFile{File: f, c: fs.c, path: path}, nil
+	return &hookFile{File: f, h: fs.h, path: path}, nil
 }
 
-func (fs crashFS) Create(name string, cat vfs.DiskWriteCategory) (vfs.File, error) {
-	defer fs.c.enter("create", name)()
-	f, err := fs.FS.Create(name, cat)
+// do runs a path operation under the hook.
+func (fs hookFS) do(op, path string, fn func() error) error {
+	inject, done := fs.h.enter(op, path)
+	defer done()
+	if inject != nil {
+		return inject
+	}
+	return fn()
+}
+
+func (fs hookFS) Create(name string, cat vfs.DiskWriteCategory) (f vfs.File, err error) {
+	err = fs.do("create", name, func() error { f, err = fs.FS.Create(name, cat); return err })
 	return fs.wrap(f, err, name)
 }
 
-func (fs crashFS) Link(oldname, newname string) error {
-	defer fs.c.enter("link", newname)()
-	return fs.FS.Link(oldname, newname)
+func (fs hookFS) Link(oldname, newname string) error {
+	return fs.do("link", newname, func() error { return fs.FS.Link(oldname, newname) })
 }
 
-func (fs crashFS) Open(name string, opts ...vfs.OpenOption) (vfs.File, error) {
+func (fs hookFS) Open(name string, opts ...vfs.OpenOption) (vfs.File, error) {
 	f, err := fs.FS.Open(name, opts...)
 	return fs.wrap(f, err, name)
 }
 
-func (fs crashFS) OpenReadWrite(name string, cat vfs.DiskWriteCategory, opts ...vfs.OpenOption) (vfs.File, error) {
-	defer fs.c.enter("open-rw", name)()
-	f, err := fs.FS.OpenReadWrite(name, cat, opts...)
+func (fs hookFS) OpenReadWrite(name string, cat vfs.DiskWriteCategory, opts ...vfs.OpenOption) (f vfs.File, err error) {
+	err = fs.do("open-rw", name, func() error { f, err = fs.FS.OpenReadWrite(name, cat, opts...); return err })
 	return fs.wrap(f, err, name)
 }
 
-func (fs crashFS) OpenDir(name string) (vfs.File, error) {
+func (fs hookFS) OpenDir(name string) (vfs.File, error) {
 	f, err := fs.FS.OpenDir(name)
 	return fs.wrap(f, err, name)
 }
 
-func (fs crashFS) Remove(name string) error {
-	defer fs.c.enter("remove", name)()
-	return fs.FS.Remove(name)
+func (fs hookFS) Remove(name string) error {
+	return fs.do("remove", name, func() error { return fs.FS.Remove(name) })
 }
 
-func (fs crashFS) RemoveAll(name string) error {
-	defer fs.c.enter("remove-all", name)()
-	return fs.FS.RemoveAll(name)
+func (fs hookFS) RemoveAll(name string) error {
+	return fs.do("remove-all", name, func() error { return fs.FS.RemoveAll(name) })
 }
 
-func (fs crashFS) Rename(oldname, newname string) error {
-	defer fs.c.enter("rename", newname)()
-	return fs.FS.Rename(oldname, newname)
+func (fs hookFS) Rename(oldname, newname string) error {
+	return fs.do("rename", newname, func() error { return fs.FS.Rename(oldname, newname) })
 }
 
-func (fs crashFS) ReuseForWrite(oldname, newname string, cat vfs.DiskWriteCategory) (vfs.File, error) {
-	defer fs.c.enter("reuse", newname)()
-	f, err := fs.FS.ReuseForWrite(oldname, newname, cat)
+func (fs hookFS) ReuseForWrite(oldname, newname string, cat vfs.DiskWriteCategory) (f vfs.File, err error) {
+	err = fs.do("reuse", newname, func() error { f, err = fs.FS.ReuseForWrite(oldname, newname, cat); return err })
 	return fs.wrap(f, err, newname)
 }
 
-func (fs crashFS) MkdirAll(dir string, perm os.FileMode) error {
-	defer fs.c.enter("mkdir", dir)()
-	return fs.FS.MkdirAll(dir, perm)
+func (fs hookFS) MkdirAll(dir string, perm os.FileMode) error {
+	return fs.do("mkdir", dir, func() error { return fs.FS.MkdirAll(dir, perm) })
 }
 
-func (fs crashFS) Lock(name string) (io.Closer, error) {
-	defer fs.c.enter("lock", name)()
-	return fs.FS.Lock(name)
+func (fs hookFS) Lock(name string) (c io.Closer, err error) {
+	err = fs.do("lock", name, func() error { c, err = fs.FS.Lock(name); return err })
+	return c, err
 }
 
-type crashFile struct {
+type hookFile struct {
 	vfs.File
-	c    *crasher
+	h    hook
 	path string
 }
 
-func (f *crashFile) Write(p []byte) (int, error) {
-	defer f.c.enter("write", f.path)()
-	return f.File.Write(p)
+// write runs a write under the hook; an injected error comes after part
+// of the bytes (half of them, at least one) was written, as a disk that
+// fills up mid-write does.
+func (f *hookFile) write(p []byte, fn func([]byte) (int, error)) (int, error) {
+	inject, done := f.h.enter("write", f.path)
+	defer done()
+	if inject == nil {
+		return fn(p)
+	}
+	n, err := fn(p[:len(p)/2])
+	if err == nil {
+		err = inject
+	}
+	return n, err
 }
 
-func (f *crashFile) WriteAt(p []byte, off int64) (int, error) {
-	defer f.c.enter("write", f.path)()
-	return f.File.WriteAt(p, off)
+func (f *hookFile) Write(p []byte) (int, error) { return f.write(p, f.File.Write) }
+
+func (f *hookFile) WriteAt(p []byte, off int64) (int, error) {
+	return f.write(p, func(b []byte) (int, error) { return f.File.WriteAt(b, off) })
 }
 
-func (f *crashFile) Sync() error {
-	defer f.c.enter("sync", f.path)()
-	return f.File.Sync()
+func (f *hookFile) sync(op string, fn func() error) error {
+	inject, done := f.h.enter(op, f.path)
+	defer done()
+	if inject != nil {
+		return inject
+	}
+	return fn()
 }
 
-func (f *crashFile) SyncData() error {
-	defer f.c.enter("sync", f.path)()
-	return f.File.SyncData()
+func (f *hookFile) Sync() error     { return f.sync("sync", f.File.Sync) }
+func (f *hookFile) SyncData() error { return f.sync("sync", f.File.SyncData) }
+
+func (f *hookFile) SyncTo(length int64) (full bool, err error) {
+	err = f.sync("sync-to", func() error { full, err = f.File.SyncTo(length); return err })
+	return full, err
 }
 
-func (f *crashFile) SyncTo(length int64) (bool, error) {
-	defer f.c.enter("sync-to", f.path)()
-	return f.File.SyncTo(length)
-}
-
-func (f *crashFile) Preallocate(off, length int64) error {
-	defer f.c.enter("preallocate", f.path)()
-	return f.File.Preallocate(off, length)
+func (f *hookFile) Preallocate(off, length int64) error {
+	return f.sync("preallocate", func() error { return f.File.Preallocate(off, length) })
 }
 
 // replaceTree replaces directory dir of dst (and its files) by that of

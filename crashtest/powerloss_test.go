@@ -146,7 +146,7 @@ func runChain(t *testing.T, seed uint64, points int, st *crashStats) bool {
 	steps, stepOps := 0, int64(0)
 
 	c := newCrasher(mem, m, rem, rng)
-	w, err := openWorld(crashFS{mem, c}, rem, clk, log)
+	w, err := openWorld(hookFS{mem, c}, rem, clk, log)
 	if err != nil {
 		return fail(0, "open: %v", err)
 	}
@@ -198,7 +198,7 @@ func runChain(t *testing.T, seed uint64, points int, st *crashStats) bool {
 				c.arm(1+rng.Int64N(40), []int{0, 50}[rng.IntN(2)])
 				c.step.Store("recovery")
 			}
-			w, err = openWorld(crashFS{mem, c}, rem, clk, log)
+			w, err = openWorld(hookFS{mem, c}, rem, clk, log)
 			if err != nil {
 				return fail(point, "reopen after the cut: %v", err)
 			}
@@ -230,7 +230,7 @@ func runChain(t *testing.T, seed uint64, points int, st *crashStats) bool {
 		return fail(points-1, "clean close: %v", err)
 	}
 	c = newCrasher(mem, m, rem, rng)
-	if w, err = openWorld(crashFS{mem, c}, rem, clk, log); err != nil {
+	if w, err = openWorld(hookFS{mem, c}, rem, clk, log); err != nil {
 		return fail(points-1, "clean reopen: %v", err)
 	}
 	defer w.close()

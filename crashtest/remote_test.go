@@ -41,6 +41,14 @@ func (r *remote) snapshot() *remote {
 	return &remote{objects: maps.Clone(r.objects)}
 }
 
+// snapshotOrNil is snapshot, for a nil remote nil.
+func (r *remote) snapshotOrNil() *remote {
+	if r == nil {
+		return nil
+	}
+	return r.snapshot()
+}
+
 var errOutage = fmt.Errorf("remote: outage")
 
 func (r *remote) Put(ctx context.Context, name string, rd io.Reader, size int64) error {

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"time"
 )
@@ -182,7 +183,7 @@ func (wl *workload) pushImage(repo, tag string) step {
 		rec := w.do(http.MethodPut, "/v2/"+repo+"/manifests/"+tag, manifest,
 			map[string]string{"Content-Type": man.MediaType})
 		if rec.Code != http.StatusCreated {
-			return fmt.Errorf("PUT manifest %s:%s: %d %s", repo, tag, rec.Code, rec.Body)
+			return fmt.Errorf("PUT manifest %s:%s: %w", repo, tag, statusErr(rec))
 		}
 		if got := rec.Header().Get("Docker-Content-Digest"); got != d {
 			return fmt.Errorf("PUT manifest %s:%s: digest %s, want %s", repo, tag, got, d)
@@ -211,13 +212,13 @@ func upload(w *world, repo, d string, data []byte, mode int) error {
 	if mode == 0 {
 		rec := w.do(http.MethodPost, base+"?digest="+d, data, nil)
 		if rec.Code != http.StatusCreated {
-			return fmt.Errorf("POST %s monolithic: %d %s", repo, rec.Code, rec.Body)
+			return fmt.Errorf("POST %s monolithic: %w", repo, statusErr(rec))
 		}
 		return nil
 	}
 	rec := w.do(http.MethodPost, base, nil, nil)
 	if rec.Code != http.StatusAccepted {
-		return fmt.Errorf("POST %s: %d %s", repo, rec.Code, rec.Body)
+		return fmt.Errorf("POST %s: %w", repo, statusErr(rec))
 	}
 	loc := rec.Header().Get("Location")
 	body := data
@@ -228,7 +229,7 @@ func upload(w *world, repo, d string, data []byte, mode int) error {
 			rec := w.do(http.MethodPatch, loc, data[off:off+n],
 				map[string]string{"Content-Range": fmt.Sprintf("%d-%d", off, off+n-1)})
 			if rec.Code != http.StatusAccepted {
-				return fmt.Errorf("PATCH %s: %d %s", loc, rec.Code, rec.Body)
+				return fmt.Errorf("PATCH %s: %w", loc, statusErr(rec))
 			}
 			loc = rec.Header().Get("Location")
 		}
@@ -236,7 +237,11 @@ func upload(w *world, repo, d string, data []byte, mode int) error {
 	}
 	rec = w.do(http.MethodPut, loc+"?digest="+d, body, nil)
 	if rec.Code != http.StatusCreated {
-		return fmt.Errorf("PUT %s: %d %s", loc, rec.Code, rec.Body)
+		return fmt.Errorf("PUT %s: %w", loc, statusErr(rec))
 	}
 	return nil
+}
+
+func statusErr(rec *httptest.ResponseRecorder) error {
+	return &errStatus{status: rec.Code, body: rec.Body.Bytes()}
 }
