@@ -42,12 +42,20 @@ func isTar(prefix []byte) bool {
 	return len(prefix) >= 263 && (string(prefix[257:262]) == "ustar")
 }
 
-// commitPending makes the spool file at path (open as f) blob d, pending
-// conversion (the caller removes the spool file): the file is fsynced,
-// hard-linked into the pending dir, that directory fsynced, and only then
-// is the blob indexed.
-func (s *Service) commitPending(repo string, d digest.Digest, size int64, path string, f vfs.File) error {
-	if err := f.Sync(); err != nil {
+// commitPending makes the spool file at path blob d, pending conversion
+// (the caller removes the spool file): the file is fsynced, hard-linked
+// into the pending dir, that directory fsynced, and only then is the blob
+// indexed.
+func (s *Service) commitPending(repo string, d digest.Digest, size int64, path string) error {
+	// Opened for writing: not every system fsyncs a read-only descriptor.
+	// The session is locked and its file there, so this creates nothing.
+	f, err := s.fs.OpenReadWrite(path, vfs.WriteCategoryUnspecified)
+	if err != nil {
+		return fmt.Errorf("registry: pending blob %s: %w", d, err)
+	}
+	err = f.Sync()
+	f.Close()
+	if err != nil {
 		return fmt.Errorf("registry: pending blob %s: fsync: %w", d, err)
 	}
 	// Link, not rename: a file already there (the same bytes, pushed

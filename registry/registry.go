@@ -3,6 +3,36 @@
 // writes (chunks durable in packs, then the index batch, then the spool
 // removed). It glues refgraph (names and counts), chunkstore (bytes) and
 // assembler (reads); ocihttp calls it and speaks only HTTP.
+//
+// # Durability
+//
+// The upload spool and the pending dir live on Options.FS (a vfs.FS; the
+// operating system's by default). A push is acknowledged only once what it
+// stored survives a power loss, and nothing becomes visible before the
+// data it names is durable:
+//
+//   - Upload sessions are not durable (nothing is fsynced while a PATCH
+//     arrives); after a crash a session may have lost bytes, and the
+//     digest check at commit refuses what does not match. Every read of a
+//     spool file is bounded by the session's size.
+//   - A blob stored as chunks (opaque, or a manifest) is written by
+//     chunkstore, which fsyncs its packs before it returns; then one
+//     synced index batch records it; then the client gets its 201.
+//   - A layer left for the converter: its spool file is fsynced,
+//     hard-linked into the pending dir (created durably, at New), the
+//     pending dir fsynced, and only then is the blob indexed as pending
+//     and acknowledged. pendingMu covers the link and the batch against the
+//     removals of pending files by GC (BlobDeleted) and by the sweep at
+//     converter start.
+//   - A conversion writes its chunks (durable), then changes the blob in
+//     one batch, then removes the pending file without an fsync: a file a
+//     crash brings back is swept at the next converter start.
+//
+// A full disk or an I/O error under the data dir fails the request with
+// ErrInsufficientStorage or ErrStorageFailure (ocihttp answers 507 or 500)
+// and leaves what was stored as it was. A failed index (refgraph.ErrIndexFailed)
+// takes no more writes: every write is refused with ErrStorageFailure
+// until the process restarts.
 package registry
 
 import (
@@ -384,7 +414,7 @@ func (s *Service) commit(ctx context.Context, repo string, d digest.Digest, size
 		prefix := make([]byte, min(512, size))
 		n, _ := f.ReadAt(prefix, 0)
 		if layerCandidate(prefix[:n]) {
-			return s.commitPending(repo, d, size, path, f)
+			return s.commitPending(repo, d, size, path)
 		}
 	}
 	for attempt := 0; ; attempt++ {

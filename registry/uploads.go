@@ -163,7 +163,8 @@ func (u *uploads) append(ctx context.Context, s *session, offset int64, r io.Rea
 	defer f.Close()
 	var w io.Writer = io.NewOffsetWriter(f, s.size)
 	if s.h != nil {
-		w = io.MultiWriter(w, s.h)
+		// The hash first: a vfs.File's Write may change its argument.
+		w = io.MultiWriter(s.h, w)
 	}
 	n, err := io.Copy(w, chunkstore.ContextReader(ctx, r))
 	if err != nil {
