@@ -7,7 +7,11 @@
 // a manifest pushed, a tag moved, a link removed) is one atomic batch
 // committed with Sync, and a reference count changes in the same batch as
 // the edge that causes it. Writers are serialised by a mutex so that the
-// read-modify-write of counts is consistent; readers never block.
+// read-modify-write of counts is consistent; readers never block. A write
+// or fsync of Pebble's log that fails (a full disk) cannot be undone: the
+// index fails and takes no more writes until a restart (ErrIndexFailed,
+// Graph.Failed), which recovers everything committed. Pebble runs on the
+// operating system's file system unless WithFS gives another (tests).
 //
 // Key schema (version 1). Names and tags can hold no NUL byte, so NUL
 // separates the parts of a key; digests are written as "algo:hex".
