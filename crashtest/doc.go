@@ -16,6 +16,9 @@
 // nothing half-written becomes visible.
 //
 // CHUNKYARD_CRASH_POINTS sets how many crash points TestPowerLoss runs
-// (default 40, 12 under the race detector); CHUNKYARD_CRASH_SEED replays
-// one run. The test command runs 1,000 without the race detector.
+// (default 40, 12 under the race detector), CHUNKYARD_FAULT_TRIALS how
+// many trials TestDiskFaults runs (default 30, 6 under the race
+// detector); CHUNKYARD_CRASH_SEED replays a run, and CHUNKYARD_CRASH_LOG
+// names a file that gets every log line. The test command runs 1,000 crash
+// points and 100 fault trials without the race detector.
 package crashtest

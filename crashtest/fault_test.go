@@ -126,10 +126,10 @@ func (e *errStatus) Error() string { return fmt.Sprintf("%d %s", e.status, e.bod
 func TestDiskFaults(t *testing.T) {
 	trials := envInt(t, "CHUNKYARD_FAULT_TRIALS", 30)
 	if raceEnabled && os.Getenv("CHUNKYARD_FAULT_TRIALS") == "" {
-		trials = 10
+		trials = 6
 	}
-	seed := uint64(time.Now().UnixNano())
-	t.Logf("seed %d", seed)
+	seed := envSeed(t)
+	t.Logf("seed %d (replay: CHUNKYARD_CRASH_SEED=%d)", seed, seed)
 	var st faultStats
 	for i := range trials {
 		faultTrial(t, seed+uint64(i), &st)
