@@ -19,7 +19,7 @@ import (
 
 // pointsPerChain is how many crash points one chain of crashes runs on one
 // store before starting from an empty one.
-const pointsPerChain = 20
+const pointsPerChain = 10
 
 // TestPowerLoss drives pushes (monolithic, two-step and chunked uploads
 // through the HTTP handler), background conversion of layers, GC runs

@@ -6,6 +6,7 @@ import (
 	"compress/gzip"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
@@ -114,6 +115,19 @@ func (wl *workload) next() step {
 				return fmt.Errorf("conversion queue did not drain in 10 s (%d left)", w.graph.Stats().PendingConversions)
 			}
 			return nil
+		}}
+	case r < 13 && wl.rng.IntN(3) == 0:
+		// A clean stop and start.
+		return step{"restart", func(w *world, m *model) error { return w.restart() }}
+	case r < 13 && wl.rng.IntN(2) == 0:
+		// Two clients push at once: their chunks share packs and fsyncs.
+		a := wl.pushImage(repos[wl.rng.IntN(len(repos))], "v"+strconv.Itoa(wl.seq)+"a")
+		b := wl.pushImage(repos[wl.rng.IntN(len(repos))], "v"+strconv.Itoa(wl.seq)+"b")
+		return step{"push", func(w *world, m *model) error {
+			errs := make(chan error, 1)
+			go func() { errs <- a.run(w, m) }()
+			err := b.run(w, m)
+			return errors.Join(err, <-errs)
 		}}
 	case r < 13:
 		blob, _ := wl.layer()

@@ -130,6 +130,20 @@ func (w *world) closeData() error {
 	return nil
 }
 
+// restart closes the world cleanly (the open pack is sealed and handed
+// over) and opens it again on the same file system.
+func (w *world) restart() error {
+	if err := w.close(); err != nil {
+		return fmt.Errorf("close: %w", err)
+	}
+	nw, err := openWorld(w.fs, w.remote, w.clock, w.log)
+	if err != nil {
+		return fmt.Errorf("reopen: %w", err)
+	}
+	w.graph, w.store, w.svc, w.h, w.col = nw.graph, nw.store, nw.svc, nw.h, nw.col
+	return nil
+}
+
 // close stops the service's background work and closes index and store.
 func (w *world) close() error {
 	w.stopService()
