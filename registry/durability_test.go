@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"os"
@@ -110,5 +111,31 @@ func TestFreshPendingDirSurvivesPowerLoss(t *testing.T) {
 	defer rc.Close()
 	if got, err := io.ReadAll(rc); err != nil || !bytes.Equal(got, layer.Bytes()) {
 		t.Fatalf("acknowledged layer after a power loss: %d bytes, %v", len(got), err)
+	}
+}
+
+// TestExpireRemovesHalfSessions: a crash can leave a session's sidecar
+// without its spool file (it struck between the two creations, or the
+// removal of only one became durable), or the other way round; expiry
+// removes those halves too instead of keeping them forever.
+func TestExpireRemovesHalfSessions(t *testing.T) {
+	e := newEnv(t)
+	dir := e.svc.uploads.dir
+	past := time.Now().Add(-48 * time.Hour)
+	sidecarOnly, spoolOnly := newID(), newID()
+	for _, name := range []string{sidecarOnly + ".json", spoolOnly} {
+		path := dir + "/" + name
+		if err := os.WriteFile(path, []byte(`{"repo":"app"}`), 0o640); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(path, past, past); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.svc.uploads.expire(time.Now())
+	for _, name := range []string{sidecarOnly + ".json", spoolOnly} {
+		if _, err := os.Stat(dir + "/" + name); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s left after expiry: %v", name, err)
+		}
 	}
 }

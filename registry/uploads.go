@@ -12,7 +12,9 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -217,22 +219,24 @@ func (u *uploads) expire(now time.Time) {
 		u.log.Warn("listing uploads", "err", err)
 		return
 	}
+	// A session's spool file, its sidecar, or (after a crash cut its start
+	// or its end short) either alone.
+	ids := map[string]bool{}
 	for _, name := range names {
-		id := strings.TrimSuffix(name, ".json")
-		if !validID(id) || name != id {
-			continue
+		if id := strings.TrimSuffix(name, ".json"); validID(id) {
+			ids[id] = true
 		}
-		fi, err := u.fs.Stat(filepath.Join(u.dir, name))
-		if err != nil {
-			continue
-		}
+	}
+	for _, id := range slices.Sorted(maps.Keys(ids)) {
 		// Idle since the later write of the spool file and its sidecar:
 		// an empty spool file has no write of its own on every FS.
-		last := fi.ModTime()
-		if mi, err := u.fs.Stat(filepath.Join(u.dir, id+".json")); err == nil && mi.ModTime().After(last) {
-			last = mi.ModTime()
+		var last time.Time
+		for _, name := range []string{id, id + ".json"} {
+			if fi, err := u.fs.Stat(filepath.Join(u.dir, name)); err == nil && fi.ModTime().After(last) {
+				last = fi.ModTime()
+			}
 		}
-		if now.Sub(last) < u.ttl {
+		if last.IsZero() || now.Sub(last) < u.ttl {
 			continue
 		}
 		u.mu.Lock()
