@@ -39,13 +39,17 @@ func TestPowerLoss(t *testing.T) {
 	t.Logf("seed %d (replay: CHUNKYARD_CRASH_SEED=%d), %d crash points", seed, seed, points)
 	st := newStats()
 	start := time.Now()
+	lastReport := time.Now()
 	for chain := 0; st.points < points; chain++ {
 		n := min(pointsPerChain, points-st.points)
 		if !runChain(t, seed+uint64(chain), n, st) {
 			break
 		}
-		t.Logf("progress: %d/%d crash points, %d acknowledged items checked, %d losses, %.0f ms per point",
-			st.points, points, st.acked, st.losses, float64(time.Since(start).Milliseconds())/float64(max(st.points, 1)))
+		if time.Since(lastReport) > 15*time.Second {
+			lastReport = time.Now()
+			t.Logf("progress: %d/%d crash points, %d acknowledged items checked, %d losses, %.0f ms per point",
+				st.points, points, st.acked, st.losses, float64(time.Since(start).Milliseconds())/float64(max(st.points, 1)))
+		}
 	}
 	st.report(t, time.Since(start))
 }
