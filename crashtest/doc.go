@@ -21,4 +21,11 @@
 // detector); CHUNKYARD_CRASH_SEED replays a run, and CHUNKYARD_CRASH_LOG
 // names a file that gets every log line. The test command runs 1,000 crash
 // points and 100 fault trials without the race detector.
+//
+// A seed fixes the workload, where the power fails and what it keeps, but
+// not how background goroutines (the pack uploader, Pebble's, two clients
+// pushing at once) interleave, nor the random names of packs and uploads:
+// a replay usually, not always, reaches the same state. So each bug these
+// tests found is pinned by a deterministic test in its package, whose
+// comment names the chain seed that found it.
 package crashtest

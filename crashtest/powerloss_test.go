@@ -54,43 +54,6 @@ func TestPowerLoss(t *testing.T) {
 	st.report(t, time.Since(start))
 }
 
-// TestPowerLossRegressions replays chains whose seeds found durability
-// bugs (each fixed; see the commit that added the seed).
-func TestPowerLossRegressions(t *testing.T) {
-	for _, r := range regressions {
-		t.Run(r.name, func(t *testing.T) {
-			st := newStats()
-			start := time.Now()
-			points := r.points
-			if raceEnabled {
-				points = min(points, 4) // the race stage stays short; the stage without -race replays them whole
-			}
-			runChain(t, r.seed, points, st)
-			st.report(t, time.Since(start))
-		})
-	}
-}
-
-// regressions are chains that failed before a fix: name, chain seed, and
-// how many crash points reach the failure. Goroutines interleave
-// differently from run to run, so a replay reaches the same state often
-// but not always; each fix also has a deterministic test of its own.
-var regressions = []struct {
-	name   string
-	seed   uint64
-	points int
-}{
-	// The sweep of stale pending files at converter start deleted the file
-	// of a push being committed (registry TestSweepKeepsAPendingFileBeingCommitted).
-	{"SweepRacesPush", 200, 15},
-	// A new store directory was not made durable in its parent: the whole
-	// store vanished (chunkstore TestFreshStoreSurvivesPowerLoss).
-	{"FreshStoreDir", 600, 1},
-	// A new pending dir was not made durable: acknowledged layers vanished
-	// (registry TestFreshPendingDirSurvivesPowerLoss).
-	{"FreshPendingDir", 701, 1},
-}
-
 func newStats() *crashStats {
 	return &crashStats{byStep: map[string]int{}, byPhase: map[string]int{}}
 }
