@@ -23,6 +23,8 @@ type workload struct {
 	seq   int
 }
 
+// repos are where images go: keep/* have no retention policy, gc/* keep
+// their newest tag only (gcConfig).
 var repos = []string{"keep/a", "keep/b", "gc/a", "gc/b"}
 
 func newWorkload(seed uint64) *workload {
@@ -121,8 +123,11 @@ func (wl *workload) next() step {
 		return step{"restart", func(w *world, m *model) error { return w.restart() }}
 	case r < 13 && wl.rng.IntN(2) == 0:
 		// Two clients push at once: their chunks share packs and fsyncs.
-		a := wl.pushImage(repos[wl.rng.IntN(len(repos))], "v"+strconv.Itoa(wl.seq)+"a")
-		b := wl.pushImage(repos[wl.rng.IntN(len(repos))], "v"+strconv.Itoa(wl.seq)+"b")
+		// Into different repositories: which of two tags pushed at once
+		// into a gc/* repository is the newest, that retention keeps, is
+		// the index's to say.
+		a := wl.pushImage(repos[wl.rng.IntN(2)], "v"+strconv.Itoa(wl.seq)+"a")   // keep/*
+		b := wl.pushImage(repos[2+wl.rng.IntN(2)], "v"+strconv.Itoa(wl.seq)+"b") // gc/*
 		return step{"push", func(w *world, m *model) error {
 			errs := make(chan error, 1)
 			go func() { errs <- a.run(w, m) }()
