@@ -44,7 +44,7 @@ func NewLocalBackendFS(fsys vfs.FS, dir string) (*LocalBackend, error) {
 		return nil, errors.New("chunkstore: local backend: empty directory")
 	}
 	fsys = fsutil.OrDefault(fsys)
-	if err := fsutil.MkdirAll(fsys, dir); err != nil {
+	if err := fsutil.MkdirAll(fsys, dir, 0o755); err != nil {
 		return nil, fmt.Errorf("chunkstore: local backend: %w", err)
 	}
 	return &LocalBackend{fs: fsys, dir: dir}, nil
@@ -58,7 +58,7 @@ func (b *LocalBackend) objectPath(name string, mkdir bool) (string, error) {
 	}
 	sub := filepath.Join(b.dir, name[:2])
 	if mkdir {
-		if err := fsutil.MkdirAll(b.fs, sub); err != nil {
+		if err := fsutil.MkdirAll(b.fs, sub, 0o755); err != nil {
 			return "", fmt.Errorf("chunkstore: local backend: %w", err)
 		}
 	}

@@ -144,7 +144,7 @@ func Open(ctx context.Context, opts Options) (_ *Store, err error) {
 
 	fsys := fsutil.OrDefault(opts.FS)
 	stagingDir := filepath.Join(opts.Dir, stagingDirName)
-	if err := fsutil.MkdirAll(fsys, stagingDir); err != nil {
+	if err := fsutil.MkdirAll(fsys, stagingDir, 0o755); err != nil {
 		return nil, fmt.Errorf("chunkstore: open: %w", err)
 	}
 	lock, err := lockStore(fsys, filepath.Join(opts.Dir, lockFileName))

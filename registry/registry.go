@@ -116,7 +116,7 @@ func New(graph *refgraph.Graph, store *chunkstore.Store, opts Options) (*Service
 			return nil, errors.New("registry: conversion needs a pending dir")
 		}
 		// Durably: acknowledged layers wait in it.
-		if err := fsutil.MkdirAll(fsys, opts.Convert.PendingDir); err != nil {
+		if err := fsutil.MkdirAll(fsys, opts.Convert.PendingDir, 0o750); err != nil {
 			return nil, fmt.Errorf("registry: %w", err)
 		}
 		opts.Convert.setDefaults()

@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"os"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 )
@@ -51,10 +52,10 @@ func SyncDir(fsys vfs.FS, dir string) error {
 	return nil
 }
 
-// MkdirAll creates dir and any missing parents, fsyncing the parent of
-// each directory it creates, so that the whole path survives a power loss.
-// An existing directory is left as it is.
-func MkdirAll(fsys vfs.FS, dir string) error {
+// MkdirAll creates dir and any missing parents with permissions perm,
+// fsyncing the parent of each directory it creates, so that the whole path
+// survives a power loss. An existing directory is left as it is.
+func MkdirAll(fsys vfs.FS, dir string, perm os.FileMode) error {
 	if _, err := fsys.Stat(dir); err == nil {
 		return nil
 	} else if !errors.Is(err, fs.ErrNotExist) {
@@ -77,7 +78,7 @@ func MkdirAll(fsys vfs.FS, dir string) error {
 	}
 	for i := len(missing) - 1; i >= 0; i-- {
 		d := missing[i]
-		if err := fsys.MkdirAll(d, 0o755); err != nil {
+		if err := fsys.MkdirAll(d, perm); err != nil {
 			return fmt.Errorf("mkdir %s: %w", d, err)
 		}
 		if parent := fsys.PathDir(d); parent != d {
