@@ -1,0 +1,207 @@
+package refgraph
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"runtime"
+	"runtime/metrics"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/chunkyard/chunkyard/chunkstore"
+	"github.com/opencontainers/go-digest"
+)
+
+// BenchmarkCheck measures Check on a synthetic index of
+// CHUNKYARD_FSCK_BENCH_CHUNKS chunk records (default 1M, with a fifth as
+// many blobs and a fiftieth as many manifests), against the in-memory
+// check it replaced (checkInMemory, the baseline), in the same run:
+//
+//   - check=*: seconds per million chunk records; the peak of the Go heap
+//     above what it held before (heap-MiB), per million chunk records too;
+//     the process's peak resident set (rss-MiB, reset before each run
+//     where the kernel allows it);
+//   - push=*: latency of pushes (CommitBlob of four new chunks, synced)
+//     by four writers, with no check running (idle, the baseline) and
+//     during each check.
+//
+// Run it with -benchtime=1x: one check of a million chunks takes seconds.
+func BenchmarkCheck(b *testing.B) {
+	s := benchShapeFromEnv(b)
+	dir := b.TempDir()
+	start := time.Now()
+	n := buildBenchIndex(b, dir, s)
+	b.Logf("index of %d chunk records, %d blobs, %d manifests, %d repositories built in %v", n, s.blobs+s.manifests, s.manifests, s.repos, time.Since(start).Round(time.Millisecond))
+	g, err := Open(dir, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer g.Close()
+	mchunks := float64(n) / 1e6
+	tmp := b.TempDir()
+	checks := []struct {
+		name  string
+		check func() (*CheckReport, error)
+	}{
+		{"in-memory", func() (*CheckReport, error) { return g.checkInMemory(false) }},
+		{"streaming", func() (*CheckReport, error) {
+			_ = tmp
+			_ = context.Background
+			return g.Check(false)
+		}},
+	}
+	for _, c := range checks {
+		b.Run("check="+c.name, func(b *testing.B) {
+			var peak heapPeak
+			for b.Loop() {
+				peak.start()
+				r, err := c.check()
+				peak.stop()
+				if err != nil || !r.OK() {
+					b.Fatalf("check: %+v %v", r, err)
+				}
+			}
+			b.ReportMetric(b.Elapsed().Seconds()/float64(b.N)/mchunks, "s/Mchunks")
+			b.ReportMetric(peak.maxMiB(), "heap-MiB")
+			b.ReportMetric(peak.maxMiB()/mchunks, "heap-MiB/Mchunks")
+			if rss := peak.rssMiB(); rss > 0 {
+				b.ReportMetric(rss, "rss-MiB")
+			}
+		})
+	}
+	var seq atomic.Int64
+	b.Run("push=idle", func(b *testing.B) {
+		for b.Loop() {
+			lat := pushWhile(b, g, &seq, func() { time.Sleep(3 * time.Second) })
+			reportLatency(b, lat)
+		}
+	})
+	for _, c := range checks {
+		b.Run("push=during-"+c.name, func(b *testing.B) {
+			for b.Loop() {
+				lat := pushWhile(b, g, &seq, func() {
+					if _, err := c.check(); err != nil {
+						b.Fatal(err)
+					}
+				})
+				reportLatency(b, lat)
+			}
+		})
+	}
+}
+
+// pushWhile runs four writers pushing new blobs while during runs, and
+// returns the latency of the pushes that started while it ran.
+func pushWhile(b *testing.B, g *Graph, seq *atomic.Int64, during func()) []time.Duration {
+	var (
+		mu       sync.Mutex
+		lat      []time.Duration
+		from, to atomic.Int64 // unix ns of during's start and end
+		stop     atomic.Bool
+		wg       sync.WaitGroup
+	)
+	to.Store(1<<63 - 1)
+	for range 4 {
+		wg.Go(func() {
+			for !stop.Load() {
+				k := seq.Add(1)
+				name := "push" + strconv.FormatInt(k, 10)
+				chunks := make([]chunkstore.Chunk, 4)
+				for i := range chunks {
+					loc := &chunkstore.Location{Pack: fmt.Sprintf("push-pack-%d", k/64), Offset: int64(i) * 1000, StoredLen: 900, RawLen: 1000}
+					chunks[i] = chunkstore.Chunk{ID: chunkID(name + "/" + strconv.Itoa(i)), RawLen: 1000, Loc: loc}
+				}
+				t0 := time.Now()
+				if err := g.CommitBlob("bench/pushes", digest.FromString(name), 4000, chunks); err != nil {
+					b.Error(err)
+					return
+				}
+				if t0.UnixNano() >= from.Load() && t0.UnixNano() < to.Load() {
+					mu.Lock()
+					lat = append(lat, time.Since(t0))
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	time.Sleep(200 * time.Millisecond) // writers going
+	from.Store(time.Now().UnixNano())
+	during()
+	to.Store(time.Now().UnixNano())
+	stop.Store(true)
+	wg.Wait()
+	return lat
+}
+
+func reportLatency(b *testing.B, lat []time.Duration) {
+	if len(lat) == 0 {
+		b.Fatal("no push started during the window")
+	}
+	slices.Sort(lat)
+	ms := func(d time.Duration) float64 { return float64(d) / 1e6 }
+	b.ReportMetric(float64(len(lat)), "pushes")
+	b.ReportMetric(ms(lat[len(lat)/2]), "p50-ms")
+	b.ReportMetric(ms(lat[len(lat)*99/100]), "p99-ms")
+	b.ReportMetric(ms(lat[len(lat)-1]), "max-ms")
+}
+
+// heapPeak samples the Go heap every few milliseconds while a check runs
+// and keeps the largest rise over what the heap held (after a GC) before.
+type heapPeak struct {
+	done chan struct{}
+	wg   sync.WaitGroup
+	max  atomic.Uint64
+	rss  float64
+}
+
+const heapObjects = "/memory/classes/heap/objects:bytes"
+
+func heapNow() uint64 {
+	s := []metrics.Sample{{Name: heapObjects}}
+	metrics.Read(s)
+	return s[0].Value.Uint64()
+}
+
+func (p *heapPeak) start() {
+	runtime.GC()
+	base := heapNow()
+	// Reset the peak resident set (VmHWM): Linux, if permitted.
+	_ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0)
+	p.done = make(chan struct{})
+	p.wg.Go(func() {
+		t := time.NewTicker(2 * time.Millisecond)
+		defer t.Stop()
+		for {
+			if h := heapNow(); h > base && h-base > p.max.Load() {
+				p.max.Store(h - base)
+			}
+			select {
+			case <-p.done:
+				return
+			case <-t.C:
+			}
+		}
+	})
+}
+
+func (p *heapPeak) stop() {
+	close(p.done)
+	p.wg.Wait()
+	if b, err := os.ReadFile("/proc/self/status"); err == nil {
+		for line := range strings.Lines(string(b)) {
+			if f := strings.Fields(line); len(f) == 3 && f[0] == "VmHWM:" {
+				kb, _ := strconv.ParseFloat(f[1], 64)
+				p.rss = max(p.rss, kb/1024)
+			}
+		}
+	}
+}
+
+func (p *heapPeak) maxMiB() float64 { return float64(p.max.Load()) / (1 << 20) }
+func (p *heapPeak) rssMiB() float64 { return p.rss }
