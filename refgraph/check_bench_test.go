@@ -51,9 +51,7 @@ func BenchmarkCheck(b *testing.B) {
 	}{
 		{"in-memory", func() (*CheckReport, error) { return g.checkInMemory(false) }},
 		{"streaming", func() (*CheckReport, error) {
-			_ = tmp
-			_ = context.Background
-			return g.Check(false)
+			return g.CheckWith(context.Background(), CheckOptions{TempDir: tmp})
 		}},
 	}
 	for _, c := range checks {

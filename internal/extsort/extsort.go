@@ -297,6 +297,10 @@ func (s *Sorter) openRuns(runs []*run) ([]source, error) {
 	return srcs, nil
 }
 
+// Runs returns how many run files the sorter has written so far, merge
+// passes included: 0 if everything fit in memory.
+func (s *Sorter) Runs() int { return s.seq }
+
 // Close releases the buffers and removes the run files. It may be called
 // more than once.
 func (s *Sorter) Close() error {
