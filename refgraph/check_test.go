@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"reflect"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -546,5 +548,96 @@ func TestCheckRepairOnline(t *testing.T) {
 	mustChunkRefs(t, g, "team0/app/2/a", 2)
 	if n, _ := g.Usage("team0/app", f.blobs["team0/app 0"]); n != 1 {
 		t.Fatalf("use count %d, want 1", n)
+	}
+}
+
+// TestCheckWhileWritersPush: writers push, delete and convert from their
+// own goroutines while checks run; between phases a check waits until
+// the writers have committed more (which they could not if it held the
+// writer mutex), and no report shows drift.
+func TestCheckWhileWritersPush(t *testing.T) {
+	f := newFixture(t)
+	g := f.g
+	var (
+		commits   atomic.Int64
+		stop      = make(chan struct{})
+		wg        sync.WaitGroup
+		manifests = make(chan digest.Digest, 1000)
+		chunksMu  sync.Mutex
+	)
+	chunks := func(pack string, names ...string) []chunkstore.Chunk {
+		chunksMu.Lock()
+		defer chunksMu.Unlock()
+		return f.chunks(pack, names...)
+	}
+	writer := func(name string, step func(i int) error) {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if err := step(i); err != nil {
+					t.Errorf("%s: %v", name, err)
+					return
+				}
+				commits.Add(1)
+			}
+		})
+	}
+	writer("pusher", func(i int) error {
+		d := digest.FromString(fmt.Sprintf("pushed %d", i))
+		if err := g.CommitBlob("team5/app", d, 300, chunks("pack-pushes", fmt.Sprintf("pushed/%d", i), "global/1")); err != nil {
+			return err
+		}
+		m := Manifest{Digest: digest.FromString(fmt.Sprintf("pushed manifest %d", i)), MediaType: "m", Size: 1, Refs: []digest.Digest{d}}
+		if err := g.PutManifest("team5/app", m, "", chunks("pack-pushes", fmt.Sprintf("pushed/m%d", i))); err != nil {
+			return err
+		}
+		select {
+		case manifests <- m.Digest:
+		default:
+		}
+		return nil
+	})
+	writer("deleter", func(i int) error {
+		select {
+		case d := <-manifests:
+			return g.DeleteManifest("team5/app", d)
+		case <-stop:
+			return nil
+		}
+	})
+	writer("converter", func(i int) error {
+		d := digest.FromString(fmt.Sprintf("pending %d", i))
+		if _, err := g.CommitPending("team6/app", d, 10); err != nil {
+			return err
+		}
+		return g.ConvertBlob(d, chunks("pack-converted", fmt.Sprintf("converted/%d", i), "global/0"), nil)
+	})
+	waitForCommits := func(phase string) {
+		want := commits.Load() + 3
+		deadline := time.Now().Add(time.Minute)
+		for commits.Load() < want {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: writers made no progress during the check", phase)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	for range 3 {
+		r, err := g.CheckWith(context.Background(), CheckOptions{TempDir: t.TempDir(), Memory: 4 << 10, phaseDone: waitForCommits})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !r.OK() {
+			t.Fatalf("false drift while writers commit: %q", r.Problems)
+		}
+	}
+	close(stop)
+	wg.Wait()
+	if r := tinyCheck(t, g, false); !r.OK() {
+		t.Fatalf("after: %q", r.Problems)
 	}
 }
