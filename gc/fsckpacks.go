@@ -24,6 +24,7 @@ type packCheck struct {
 	o    FsckOptions
 	dir  string
 	r    *FsckReport
+	buf  extsort.Buffer // for one sort after the other
 }
 
 // liveChunk is a live chunk record, sorted by pack and offset on disk as
@@ -81,7 +82,7 @@ func (pc *packCheck) chunksInPacks(ctx context.Context) error {
 	for _, p := range pc.s.OpenPacks() {
 		open[p] = true
 	}
-	sorter := extsort.New(extsort.Options{Dir: pc.dir, Memory: pc.o.Memory})
+	sorter := extsort.New(extsort.Options{Dir: pc.dir, Memory: pc.o.Memory, Buffer: &pc.buf})
 	defer func() {
 		pc.r.SortRuns += sorter.Runs()
 		sorter.Close()
@@ -271,7 +272,7 @@ func (pc *packCheck) stillLive(pack string) (bool, error) {
 // the backend's listing, sorted on disk, joined with the snapshot's pack
 // records; a pack the snapshot lacks but the index has by now is known.
 func (pc *packCheck) unknownPacks(ctx context.Context) error {
-	listed := extsort.New(extsort.Options{Dir: pc.dir, Memory: pc.o.Memory})
+	listed := extsort.New(extsort.Options{Dir: pc.dir, Memory: pc.o.Memory, Buffer: &pc.buf})
 	defer func() {
 		pc.r.SortRuns += listed.Runs()
 		listed.Close()

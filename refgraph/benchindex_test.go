@@ -8,9 +8,11 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/chunkyard/chunkyard/chunkstore"
 	"github.com/cockroachdb/pebble/v2"
@@ -39,6 +41,42 @@ func benchShapeFromEnv(tb testing.TB) benchShape {
 		n = v
 	}
 	return benchShape{chunks: n, blobs: n / 5, manifests: n / 50, repos: max(1, n/500)}
+}
+
+// benchIndex returns the directory of a synthetic index of the shape
+// benchShapeFromEnv gives, and its chunk records: built in a temporary
+// directory, or, with CHUNKYARD_FSCK_BENCH_INDEX set, built there once
+// and copied.
+func benchIndex(b *testing.B) (string, int) {
+	s := benchShapeFromEnv(b)
+	dir := b.TempDir()
+	keep := os.Getenv("CHUNKYARD_FSCK_BENCH_INDEX")
+	if keep != "" {
+		keep = filepath.Join(keep, strconv.Itoa(s.chunks))
+		if n, err := os.ReadFile(filepath.Join(keep, "chunk-records")); err == nil {
+			if err := os.CopyFS(dir, os.DirFS(filepath.Join(keep, "index"))); err != nil {
+				b.Fatal(err)
+			}
+			chunks, err := strconv.Atoi(string(n))
+			if err != nil {
+				b.Fatal(err)
+			}
+			return dir, chunks
+		}
+	}
+	start := time.Now()
+	n := buildBenchIndex(b, dir, s)
+	b.Logf("index of %d chunk records, %d blobs, %d manifests, %d repositories built in %v", n, s.blobs+s.manifests, s.manifests, s.repos, time.Since(start).Round(time.Millisecond))
+	if keep != "" {
+		os.RemoveAll(keep)
+		if err := os.CopyFS(filepath.Join(keep, "index"), os.DirFS(dir)); err != nil {
+			b.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(keep, "chunk-records"), []byte(strconv.Itoa(n)), 0o644); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return dir, n
 }
 
 func benchChunkID(i int) chunkstore.ID {

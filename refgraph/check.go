@@ -179,13 +179,18 @@ type checker struct {
 	// (what a repair of the counters moves them by, see CheckWith).
 	truth, stored Stats
 	encodings     map[string]int64 // split layers per encoder class (a handful)
+	// The sorts buffer records in two Buffers, each handed on to the sort
+	// after next: at most two sorts are alive at a time.
+	bufs [2]extsort.Buffer
 
 	fixes *fixLog // nil unless repairing
 }
 
 // scan runs the phases of the check against snap. Each recount is a sort
 // filled by one phase and joined by the next; at most two sorts are alive
-// at a time, each with half the memory.
+// at a time, each with half the memory: blob references and use counts
+// (buffers 0 and 1), then chunk references (1), pack sums (0), the
+// queue's schedule (1).
 func (c *checker) scan(snap snapReader) error {
 	c.snap = snap
 	blobRefs, usage, err := c.linksAndManifests()
@@ -234,8 +239,10 @@ func (c *checker) scan(snap snapReader) error {
 	return c.counters()
 }
 
-func (c *checker) newSorter(combine func(acc, v []byte) []byte) *sorter {
-	return &sorter{Sorter: extsort.New(extsort.Options{Dir: c.dir, Memory: c.opts.Memory / 2, Combine: combine}), r: c.r}
+// newSorter returns a sort with half the memory, buffering in c.bufs[buf].
+func (c *checker) newSorter(buf int, combine func(acc, v []byte) []byte) *sorter {
+	o := extsort.Options{Dir: c.dir, Memory: c.opts.Memory / 2, Combine: combine, Buffer: &c.bufs[buf]}
+	return &sorter{Sorter: extsort.New(o), r: c.r}
 }
 
 // sorter is a sort that counts its runs in the report when closed.

@@ -16,7 +16,7 @@ import (
 // reference of a manifest counts a use in its repository (usage, by
 // repo\x00digest, the order of u/, l/ and y/).
 func (c *checker) linksAndManifests() (blobRefs, usage *sorter, err error) {
-	blobRefs, usage = c.newSorter(sumCounts), c.newSorter(sumCounts)
+	blobRefs, usage = c.newSorter(0, sumCounts), c.newSorter(1, sumCounts)
 	err = c.each(prefixLink, func(rest, _ []byte) error {
 		_, d, ok := splitKey(rest)
 		if !ok {
@@ -144,7 +144,7 @@ func (c *checker) repositories() error {
 // into the chunk references' sort, and its size and kind into the
 // counters.
 func (c *checker) blobs(blobRefs *sorter) (*sorter, error) {
-	chunkRefs := c.newSorter(sumCounts)
+	chunkRefs := c.newSorter(1, sumCounts)
 	streams, err := open(c.keys(prefixBlob), c.output(blobRefs), c.keys(prefixUnref))
 	if err != nil {
 		return chunkRefs, err

@@ -20,7 +20,7 @@ import (
 // the blobs: a chunk's refs count its occurrences in blob records. Each
 // chunk record adds to its pack's sums (sorted by pack name).
 func (c *checker) chunks(chunkRefs *sorter) (*sorter, error) {
-	packSums := c.newSorter(combinePackSums)
+	packSums := c.newSorter(0, combinePackSums)
 	streams, err := open(c.keys(prefixChunk), c.output(chunkRefs))
 	if err != nil {
 		return packSums, err
@@ -178,7 +178,7 @@ func (c *checker) packs(packSums *sorter) error {
 // has exactly the schedule key of its due time. Abandoned conversions
 // (k/) are counted.
 func (c *checker) queue() error {
-	expected := c.newSorter(nil)
+	expected := c.newSorter(1, nil)
 	defer expected.Close()
 	err := c.each(prefixQueue, func(rest, v []byte) error {
 		c.truth.PendingConversions++

@@ -42,6 +42,22 @@ type Options struct {
 	// be associative and commutative: records are combined in no
 	// particular order.
 	Combine func(acc, v []byte) []byte
+	// Buffer, if set, is where the sorter buffers records: memory it
+	// takes over from the sorter that had the Buffer before, and leaves
+	// to the next one, so that a sequence of sorts allocates it once
+	// (and leaves no garbage of it). One sorter at a time may have it:
+	// from New until Close, or until Sort if the sort spilled. It stays
+	// allocated while the sorter merges, so the sorter buffers records in
+	// Memory less its merge's read buffers.
+	Buffer *Buffer
+}
+
+// Buffer is memory for buffering records, handed from sorter to sorter
+// (Options.Buffer). The zero value is an empty Buffer.
+type Buffer struct {
+	arena []byte
+	recs  []rec
+	inUse bool
 }
 
 // Memory bounds.
@@ -56,6 +72,7 @@ const (
 type Sorter struct {
 	o       Options
 	bufSize int // bytes of each run file's read or write buffer
+	room    int // bytes the buffered records may take, bookkeeping included
 
 	dir   string // temporary directory, made at the first spill
 	arena []byte // buffered records' keys and values
@@ -84,7 +101,32 @@ func New(o Options) *Sorter {
 		o.FanIn = min(o.Memory/bufSize-1, maxFanIn)
 	}
 	o.FanIn = max(o.FanIn, 2)
-	return &Sorter{o: o, bufSize: bufSize}
+	s := &Sorter{o: o, bufSize: bufSize, room: o.Memory}
+	if b := o.Buffer; b != nil {
+		if b.inUse {
+			panic("extsort: Buffer in use by another sorter")
+		}
+		b.inUse = true
+		s.room = max(o.Memory-(o.FanIn+1)*bufSize, o.Memory/2)
+		if cap(b.arena)+cap(b.recs)*recOverhead <= s.room {
+			s.arena, s.recs = b.arena[:0], b.recs[:0]
+		}
+		b.arena, b.recs = nil, nil
+	}
+	return s
+}
+
+// release gives the buffer back to the Buffer, or to the collector.
+func (s *Sorter) release() {
+	if b := s.o.Buffer; b != nil && b.inUse {
+		b.inUse = false
+		if cap(s.arena)+cap(s.recs)*recOverhead <= s.room {
+			b.arena, b.recs = s.arena[:0], s.recs[:0]
+		} else {
+			b.arena, b.recs = nil, nil // grown past the budget for one large record
+		}
+	}
+	s.arena, s.recs = nil, nil
 }
 
 func (s *Sorter) key(r rec) []byte { return s.arena[r.off : r.off+int(r.klen)] }
@@ -133,8 +175,8 @@ func (s *Sorter) plan(need int) (arenaCap, recsCap int, ok bool) {
 	arenaCap, recsCap = cap(s.arena), cap(s.recs)
 	empty := len(s.recs) == 0
 	if len(s.recs) == recsCap {
-		room := (s.o.Memory - arenaCap) / recOverhead
-		recsCap = min(max(2*recsCap, min(max(s.o.Memory/256, 4), 64)), room)
+		room := (s.room - arenaCap) / recOverhead
+		recsCap = min(max(2*recsCap, min(max(s.room/256, 4), 64)), room)
 		if minCap := len(s.recs) + max(len(s.recs)/4, 1); recsCap < minCap {
 			if !empty {
 				return 0, 0, false
@@ -143,8 +185,8 @@ func (s *Sorter) plan(need int) (arenaCap, recsCap int, ok bool) {
 		}
 	}
 	if n := len(s.arena) + need; n > arenaCap {
-		room := s.o.Memory - recsCap*recOverhead
-		arenaCap = min(max(2*arenaCap, n, min(max(s.o.Memory/4, 64), 4096)), room)
+		room := s.room - recsCap*recOverhead
+		arenaCap = min(max(2*arenaCap, n, min(max(s.room/4, 64), 4096)), room)
 		if arenaCap < n+len(s.arena)/4 {
 			if !empty {
 				return 0, 0, false
@@ -190,7 +232,7 @@ func (s *Sorter) spill() error {
 	}
 	s.runs = append(s.runs, run)
 	s.arena, s.recs = s.arena[:0], s.recs[:0]
-	if cap(s.arena)+cap(s.recs)*recOverhead > s.o.Memory {
+	if cap(s.arena)+cap(s.recs)*recOverhead > s.room {
 		s.arena, s.recs = nil, nil // grown past the budget for one large record
 	}
 	return nil
@@ -227,7 +269,7 @@ func (s *Sorter) Sort(ctx context.Context) (*Iter, error) {
 			return nil, err
 		}
 	}
-	s.arena, s.recs = nil, nil // the budget goes to the merge's buffers
+	s.release() // the budget goes to the merge's buffers
 	for len(s.runs) > s.o.FanIn {
 		if err := s.mergePass(ctx); err != nil {
 			return nil, err
@@ -311,7 +353,8 @@ func (s *Sorter) Close() error {
 	if s.iter != nil {
 		s.iter.close()
 	}
-	s.arena, s.recs, s.runs = nil, nil, nil
+	s.release()
+	s.runs = nil
 	if s.dir != "" {
 		if err := os.RemoveAll(s.dir); err != nil {
 			return fmt.Errorf("extsort: %w", err)

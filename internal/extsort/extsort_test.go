@@ -25,8 +25,8 @@ func sortAll(t testing.TB, o Options, recs []record) ([]record, *Sorter) {
 		if err := s.Add([]byte(r.k), []byte(r.v)); err != nil {
 			t.Fatal(err)
 		}
-		if held := cap(s.arena) + cap(s.recs)*recOverhead; held > s.o.Memory && len(s.recs) > 1 {
-			t.Fatalf("buffer holds %d bytes, budget %d", held, s.o.Memory)
+		if held := cap(s.arena) + cap(s.recs)*recOverhead; held > s.room && len(s.recs) > 1 {
+			t.Fatalf("buffer holds %d bytes, room %d", held, s.room)
 		}
 	}
 	it, err := s.Sort(context.Background())
@@ -340,6 +340,39 @@ func BenchmarkSort(b *testing.B) {
 			b.Fatalf("%d records, %v", n, it.Err())
 		}
 		b.ReportMetric(float64(len(s.runs)), "runs")
+		s.Close()
+	}
+}
+
+// TestBuffer: sorters in sequence share one Buffer: the second starts
+// with the first's memory, both sort right, and two at once are refused.
+func TestBuffer(t *testing.T) {
+	var buf Buffer
+	rng := rand.New(rand.NewPCG(8, 8))
+	for i, memory := range []int{1 << 20, 8 << 10, 1 << 20} {
+		recs := randomRecords(rng, 3000, 12)
+		o := Options{Dir: t.TempDir(), Memory: memory, Buffer: &buf}
+		s := New(o)
+		if held := cap(s.arena) + cap(s.recs)*recOverhead; i == 2 && held == 0 || held > s.room {
+			t.Fatalf("sort %d: took over %d bytes of the buffer, room %d", i, held, s.room)
+		}
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Fatal("a Buffer in use given to a second sorter")
+				}
+			}()
+			New(o)
+		}()
+		s.Close()
+		got, s := sortAll(t, o, recs)
+		if i == 1 {
+			s.Close() // its small buffer goes to the next
+		}
+		checkSorted(t, got, recs)
+		if held := cap(buf.arena) + cap(buf.recs)*recOverhead; held > s.room {
+			t.Fatalf("sort %d: the buffer holds %d bytes, room %d", i, held, s.room)
+		}
 		s.Close()
 	}
 }
