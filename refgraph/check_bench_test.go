@@ -23,7 +23,8 @@ import (
 //
 //   - check=*: seconds per million chunk records; the peak of the Go heap
 //     (live and not yet collected objects) above what it held before
-//     (heap-MiB), per million chunk records too; check=streaming-16MiB
+//     (heap-MiB), per million chunk records too, and of the live heap as
+//     the collector last found it (live-MiB); check=streaming-16MiB
 //     gives the streaming check a quarter of the default memory;
 //   - push=*: latency of pushes (CommitBlob of four new chunks, synced)
 //     by four writers, with no check running (idle, the baseline) and
@@ -67,6 +68,7 @@ func BenchmarkCheck(b *testing.B) {
 			b.ReportMetric(b.Elapsed().Seconds()/float64(b.N)/mchunks, "s/Mchunks")
 			b.ReportMetric(peak.maxMiB(), "heap-MiB")
 			b.ReportMetric(peak.maxMiB()/mchunks, "heap-MiB/Mchunks")
+			b.ReportMetric(peak.liveMiB(), "live-MiB")
 		})
 	}
 	var seq atomic.Int64
@@ -146,31 +148,35 @@ func reportLatency(b *testing.B, lat []time.Duration) {
 }
 
 // heapPeak samples the Go heap every few milliseconds while a check runs
-// and keeps the largest rise over what the heap held (after a GC) before.
+// and keeps the largest rise over what the heap held (after a GC) before:
+// of the heap's objects, live or not collected yet (max), and of the
+// live heap as the last collection found it (live).
 type heapPeak struct {
-	done chan struct{}
-	wg   sync.WaitGroup
-	max  atomic.Uint64
+	done      chan struct{}
+	wg        sync.WaitGroup
+	max, live atomic.Uint64
 }
 
-const heapObjects = "/memory/classes/heap/objects:bytes"
-
-func heapNow() uint64 {
-	s := []metrics.Sample{{Name: heapObjects}}
+func heapNow() (objects, live uint64) {
+	s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}, {Name: "/gc/heap/live:bytes"}}
 	metrics.Read(s)
-	return s[0].Value.Uint64()
+	return s[0].Value.Uint64(), s[1].Value.Uint64()
 }
 
 func (p *heapPeak) start() {
 	runtime.GC()
-	base := heapNow()
+	base, baseLive := heapNow()
 	p.done = make(chan struct{})
 	p.wg.Go(func() {
 		t := time.NewTicker(2 * time.Millisecond)
 		defer t.Stop()
 		for {
-			if h := heapNow(); h > base && h-base > p.max.Load() {
+			h, l := heapNow()
+			if h > base && h-base > p.max.Load() {
 				p.max.Store(h - base)
+			}
+			if l > baseLive && l-baseLive > p.live.Load() {
+				p.live.Store(l - baseLive)
 			}
 			select {
 			case <-p.done:
@@ -186,4 +192,5 @@ func (p *heapPeak) stop() {
 	p.wg.Wait()
 }
 
-func (p *heapPeak) maxMiB() float64 { return float64(p.max.Load()) / (1 << 20) }
+func (p *heapPeak) maxMiB() float64  { return float64(p.max.Load()) / (1 << 20) }
+func (p *heapPeak) liveMiB() float64 { return float64(p.live.Load()) / (1 << 20) }

@@ -352,6 +352,7 @@ func (s *Sorter) Close() error {
 	s.closed = true
 	if s.iter != nil {
 		s.iter.close()
+		s.iter = nil
 	}
 	s.release()
 	s.runs = nil

@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"testing"
 )
@@ -374,5 +375,31 @@ func TestBuffer(t *testing.T) {
 			t.Fatalf("sort %d: the buffer holds %d bytes, room %d", i, held, s.room)
 		}
 		s.Close()
+	}
+}
+
+// TestRunsRetainNoBuffers: what the sorter keeps of a spilled run is a
+// few words, not the run's write buffer (it kept them all once: memory
+// grew with the input).
+func TestRunsRetainNoBuffers(t *testing.T) {
+	s := New(Options{Dir: t.TempDir(), Memory: MinMemory})
+	defer s.Close()
+	heap := func() uint64 {
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return ms.HeapAlloc
+	}
+	before := heap()
+	rng := rand.New(rand.NewPCG(9, 9))
+	for len(s.runs) < 1000 {
+		for _, r := range randomRecords(rng, 100, 16) {
+			if err := s.Add([]byte(r.k), []byte(r.v)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if grown := int64(heap()) - int64(before); grown > 256<<10 {
+		t.Fatalf("the heap grew by %d bytes over %d runs of %d-byte buffers", grown, len(s.runs), s.bufSize)
 	}
 }

@@ -115,6 +115,7 @@ func (it *Iter) close() {
 	for _, s := range it.all {
 		s.close()
 	}
+	it.all, it.h = nil, nil // their read buffers go
 }
 
 type srcHeap []source

@@ -75,7 +75,8 @@ func (w *runWriter) finish() (*run, error) {
 		return nil, fmt.Errorf("extsort: writing %s: %w", w.run.path, err)
 	}
 	w.run.crc = w.crc.Sum32()
-	return &w.run, nil
+	r := w.run // not &w.run: the writer and its buffer go
+	return &r, nil
 }
 
 func (w *runWriter) abort() {
