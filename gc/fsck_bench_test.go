@@ -201,7 +201,10 @@ func synthIndex(b *testing.B, s *synthStore) *refgraph.Graph {
 		}
 	}
 	start := time.Now()
-	g := openSynth(b, dir)
+	g, err := refgraph.Open(dir, slog.New(slog.DiscardHandler))
+	if err != nil {
+		b.Fatal(err)
+	}
 	for p := range s.packs {
 		chunks := make([]chunkstore.Chunk, synthPerPack)
 		for j := range chunks {
@@ -212,11 +215,11 @@ func synthIndex(b *testing.B, s *synthStore) *refgraph.Graph {
 			b.Fatal(err)
 		}
 	}
+	if err := g.Close(); err != nil {
+		b.Fatal(err)
+	}
 	b.Logf("index of %d chunk records built in %v", s.packs*synthPerPack, time.Since(start).Round(time.Millisecond))
 	if keep != "" {
-		if err := g.Close(); err != nil {
-			b.Fatal(err)
-		}
 		os.RemoveAll(keep)
 		if err := os.CopyFS(filepath.Join(keep, "index"), os.DirFS(dir)); err != nil {
 			b.Fatal(err)
@@ -224,9 +227,8 @@ func synthIndex(b *testing.B, s *synthStore) *refgraph.Graph {
 		if err := os.WriteFile(filepath.Join(keep, "done"), nil, 0o644); err != nil {
 			b.Fatal(err)
 		}
-		g = openSynth(b, dir)
 	}
-	return g
+	return openSynth(b, dir)
 }
 
 func openSynth(b *testing.B, dir string) *refgraph.Graph {
