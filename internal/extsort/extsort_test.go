@@ -270,7 +270,8 @@ func TestSortCancelled(t *testing.T) {
 
 // FuzzSort checks the sorter against an in-memory sort: the input is cut
 // into records at its 0x00 bytes (key and value alternate), sorted with
-// the smallest budget and fan-in, with and without combining.
+// the smallest budget and fan-in, without combining and then, with the
+// first sort's Buffer, with.
 func FuzzSort(f *testing.F) {
 	f.Add([]byte("b\x00v1\x00a\x00v2\x00b\x00v3\x00\x00\x00ab\x00"))
 	f.Add(bytes.Repeat([]byte("key\x00value\x00"), 200))
@@ -281,13 +282,15 @@ func FuzzSort(f *testing.F) {
 		for i := 0; i+1 < len(parts); i += 2 {
 			recs = append(recs, record{string(parts[i]), string(parts[i+1])})
 		}
-		got, _ := sortAll(t, Options{Dir: t.TempDir(), Memory: MinMemory, FanIn: 2}, recs)
+		var buf Buffer // handed from the first sort to the second
+		got, s := sortAll(t, Options{Dir: t.TempDir(), Memory: MinMemory, FanIn: 2, Buffer: &buf}, recs)
 		checkSorted(t, got, recs)
+		s.Close()
 
 		// Combined: values concatenated in sorted order per key, compared
 		// as sorted byte multisets (the order of combining is free).
 		concat := func(acc, v []byte) []byte { return append(acc, v...) }
-		got, _ = sortAll(t, Options{Dir: t.TempDir(), Memory: MinMemory, FanIn: 2, Combine: concat}, recs)
+		got, _ = sortAll(t, Options{Dir: t.TempDir(), Memory: MinMemory, FanIn: 2, Combine: concat, Buffer: &buf}, recs)
 		byKey := map[string][]byte{}
 		for _, r := range recs {
 			byKey[r.k] = append(byKey[r.k], r.v...)
