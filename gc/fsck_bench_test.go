@@ -29,7 +29,9 @@ import (
 // the streaming check (sorted runs, default memory) against the in-memory
 // one it replaced (packsInMemory, the baseline), in the same run. It
 // reports seconds per million chunk records and the peak of the Go heap
-// (live and not yet collected objects) above what it held before.
+// above what it held before: of its objects, live and not yet collected
+// (heap-MiB), and of the live heap as the collector last found it
+// (live-MiB).
 // CHUNKYARD_FSCK_BENCH_INDEX names a directory where the index is built
 // once and kept. Run it with -benchtime=1x.
 func BenchmarkFsckPacks(b *testing.B) {
@@ -74,6 +76,7 @@ func BenchmarkFsckPacks(b *testing.B) {
 			}
 			b.ReportMetric(b.Elapsed().Seconds()/float64(b.N)/mchunks, "s/Mchunks")
 			b.ReportMetric(peak.maxMiB(), "heap-MiB")
+			b.ReportMetric(peak.liveMiB(), "live-MiB")
 		})
 	}
 }
@@ -243,27 +246,31 @@ func openSynth(b *testing.B, dir string) *refgraph.Graph {
 // heapPeak samples the Go heap while a check runs and keeps the largest
 // rise over what it held (after a GC) before.
 type heapPeak struct {
-	done chan struct{}
-	wg   sync.WaitGroup
-	max  atomic.Uint64
+	done      chan struct{}
+	wg        sync.WaitGroup
+	max, live atomic.Uint64
 }
 
-func heapNow() uint64 {
-	s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+func heapNow() (objects, live uint64) {
+	s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}, {Name: "/gc/heap/live:bytes"}}
 	metrics.Read(s)
-	return s[0].Value.Uint64()
+	return s[0].Value.Uint64(), s[1].Value.Uint64()
 }
 
 func (p *heapPeak) start() {
 	runtime.GC()
-	base := heapNow()
+	base, baseLive := heapNow()
 	p.done = make(chan struct{})
 	p.wg.Go(func() {
 		t := time.NewTicker(2 * time.Millisecond)
 		defer t.Stop()
 		for {
-			if h := heapNow(); h > base && h-base > p.max.Load() {
+			h, l := heapNow()
+			if h > base && h-base > p.max.Load() {
 				p.max.Store(h - base)
+			}
+			if l > baseLive && l-baseLive > p.live.Load() {
+				p.live.Store(l - baseLive)
 			}
 			select {
 			case <-p.done:
@@ -279,4 +286,5 @@ func (p *heapPeak) stop() {
 	p.wg.Wait()
 }
 
-func (p *heapPeak) maxMiB() float64 { return float64(p.max.Load()) / (1 << 20) }
+func (p *heapPeak) maxMiB() float64  { return float64(p.max.Load()) / (1 << 20) }
+func (p *heapPeak) liveMiB() float64 { return float64(p.live.Load()) / (1 << 20) }

@@ -53,12 +53,17 @@ func chunkSortValue(b []byte, c refgraph.Chunk) []byte {
 	return append(b, 0)
 }
 
-func decodeLiveChunk(key, value []byte) (liveChunk, error) {
+// decodeLiveChunk decodes a sorted record; pack is the name of the pack
+// of the record before, reused if it is this one's.
+func decodeLiveChunk(key, value []byte, pack string) (liveChunk, error) {
 	var c liveChunk
 	if len(key) < 9 || key[len(key)-9] != 0 || len(value) < len(c.id)+3 {
 		return c, fmt.Errorf("bad sorted chunk record %x %x", key, value)
 	}
-	c.loc.Pack = string(key[:len(key)-9])
+	c.loc.Pack = pack
+	if name := key[:len(key)-9]; string(name) != pack {
+		c.loc.Pack = string(name)
+	}
 	c.loc.Offset = int64(binary.BigEndian.Uint64(key[len(key)-8:]))
 	copy(c.id[:], value)
 	rest := value[len(c.id):]
@@ -177,7 +182,11 @@ func (pc *packCheck) readPacks(parent context.Context, it *extsort.Iter) error {
 func groupByPack(ctx context.Context, it *extsort.Iter, send func(*packJob) bool) error {
 	var j *packJob
 	for it.Next() {
-		c, err := decodeLiveChunk(it.Key(), it.Value())
+		pack := ""
+		if j != nil {
+			pack = j.pack
+		}
+		c, err := decodeLiveChunk(it.Key(), it.Value(), pack)
 		if err != nil {
 			return err
 		}
