@@ -48,7 +48,9 @@ type FsckOptions struct {
 	// Repair repairs the index's drift (see refgraph.Graph.CheckWith).
 	Repair bool
 	// TempDir is where the sorted runs go, in temporary directories
-	// removed when Fsck returns; "" means os.TempDir().
+	// removed when Fsck returns; "" means os.TempDir(). The pack check's
+	// take about 50 bytes per live chunk record (the index check's, see
+	// refgraph.CheckOptions).
 	TempDir string
 	// Memory bounds the bytes held for sorting, by the index check and
 	// then by the pack check; 0 means refgraph.DefaultCheckMemory. The

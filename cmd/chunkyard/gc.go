@@ -132,7 +132,7 @@ func fsckCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	addStoreFlags(fs, &sf)
 	repair := fs.Bool("repair", false, "write the recomputed counts where they drifted")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
-	tempDir := fs.String("temp-dir", "", "where the recounts spill their sorted runs (up to ~40 bytes per chunk reference; removed at the end); default: the data dir")
+	tempDir := fs.String("temp-dir", "", "where the recounts spill their sorted runs (about 50 bytes per chunk; removed at the end); default: the data dir")
 	memory := byteSize(refgraph.DefaultCheckMemory)
 	fs.Var(&memory, "memory", "memory for sorting, whatever the index's size (e.g. 64MiB, 1GiB)")
 	if err := parseFlags(fs, args); err != nil {
