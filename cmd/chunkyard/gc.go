@@ -8,9 +8,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"text/tabwriter"
@@ -150,16 +153,24 @@ func fsckCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	addStoreFlags(fs, &sf)
 	repair := fs.Bool("repair", false, "write the recomputed counts where they drifted")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
+	tempDir := fs.String("temp-dir", "", "where the recounts spill their sorted runs (about 50 bytes per chunk; removed at the end); default: the data dir")
+	memory := byteSize(refgraph.DefaultCheckMemory)
+	fs.Var(&memory, "memory", "memory for sorting, whatever the index's size (e.g. 64MiB, 1GiB)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	data, err := openData(ctx, sf, log, false)
 	if err != nil {
 		return err
 	}
 	defer data.Close()
-	r, err := gc.Fsck(ctx, data.graph, data.store, *repair)
+	if *tempDir == "" {
+		*tempDir = sf.data
+	}
+	r, err := gc.FsckWith(ctx, data.graph, data.store, gc.FsckOptions{Repair: *repair, TempDir: *tempDir, Memory: int(memory)})
 	if err != nil {
 		return err
 	}
@@ -170,17 +181,63 @@ func fsckCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			return err
 		}
 	} else {
-		i := r.Index
-		fmt.Fprintf(stdout, "checked %d blobs, %d chunks, %d packs, %d links; read %d pack trailers\n", i.Blobs, i.Chunks, i.Packs, i.Links, r.PacksChecked)
-		for _, p := range append(i.Problems, r.PackProblems...) {
-			fmt.Fprintln(stdout, "  ", p)
-		}
-		fmt.Fprintf(stdout, "drift %d%s, broken references %d, pack problems %d, unknown packs %d (garbage for gc)\n",
-			i.Drift, map[bool]string{true: " (repaired)", false: ""}[i.Repaired], i.Broken, len(r.PackProblems), r.UnknownPacks)
+		printFsck(stdout, r)
 	}
-	if !r.OK() && !(r.Index.Repaired && r.Index.Broken == 0 && len(r.PackProblems) == 0) {
+	if !r.OK() && !(r.Index.Repaired && r.Index.Broken == 0 && r.PackProblemCount == 0) {
 		return errors.New("fsck found problems")
 	}
+	return nil
+}
+
+func printFsck(w io.Writer, r *gc.FsckReport) {
+	i := r.Index
+	fmt.Fprintf(w, "checked %d repositories, %d links, %d manifests, %d blobs, %d chunks, %d packs; read %d pack trailers\n",
+		i.Repos, i.Links, i.Manifests, i.Blobs, i.Chunks, i.Packs, r.PacksChecked)
+	for _, p := range append(i.Problems, r.PackProblems...) {
+		fmt.Fprintln(w, "  ", p)
+	}
+	if shown := len(i.Problems) + len(r.PackProblems); shown < i.Drift+i.Broken+r.PackProblemCount {
+		fmt.Fprintf(w, "   (%d more not listed)\n", i.Drift+i.Broken+r.PackProblemCount-shown)
+	}
+	repaired := ""
+	if i.Repaired {
+		repaired = fmt.Sprintf(" (repaired: %d fixes", i.Repairs)
+		if i.RepairsSkipped > 0 {
+			repaired += fmt.Sprintf(", %d moot: changed meanwhile", i.RepairsSkipped)
+		}
+		repaired += ")"
+	}
+	fmt.Fprintf(w, "drift %d%s, broken references %d, pack problems %d, unknown packs %d (garbage for gc)\n",
+		i.Drift, repaired, i.Broken, r.PackProblemCount, r.UnknownPacks)
+	if r.ChangedMeanwhile > 0 {
+		fmt.Fprintf(w, "%d chunks or packs changed while fsck ran (moved or released by pushes and gc): not problems\n", r.ChangedMeanwhile)
+	}
+}
+
+// byteSize is a flag holding a number of bytes, given with or without a
+// unit: 65536, 64KiB, 64MiB, 1.5GiB, 100MB (KB, MB, GB: powers of 1000).
+type byteSize int64
+
+func (b *byteSize) String() string { return strconv.FormatInt(int64(*b), 10) }
+
+func (b *byteSize) Set(s string) error {
+	units := []struct {
+		suffix string
+		n      float64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40},
+		{"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12}, {"B", 1}}
+	num, mult := strings.TrimSpace(s), 1.0
+	for _, u := range units {
+		if rest, ok := strings.CutSuffix(num, u.suffix); ok {
+			num, mult = strings.TrimSpace(rest), u.n
+			break
+		}
+	}
+	v, err := strconv.ParseFloat(num, 64)
+	if err != nil || v < 0 || v*mult > math.MaxInt64/2 {
+		return fmt.Errorf("%q is not a size (e.g. 65536, 64MiB, 1GiB)", s)
+	}
+	*b = byteSize(v * mult)
 	return nil
 }
 
