@@ -95,11 +95,12 @@ func buildBenchIndex(tb testing.TB, dir string, s benchShape) int {
 	tb.Helper()
 	cache := pebble.NewCache(256 << 20)
 	defer cache.Unref()
-	db, err := pebble.Open(dir, &pebble.Options{FS: noSyncFS{vfs.Default}, Cache: cache, Logger: pebbleLogger{slog.Default()}})
+	fail := newFailure()
+	db, err := pebble.Open(dir, &pebble.Options{FS: noSyncFS{vfs.Default}, Cache: cache, Logger: pebbleLogger{slog.Default(), fail}})
 	if err != nil {
 		tb.Fatal(err)
 	}
-	g := &Graph{db: db, log: slog.Default()}
+	g := &Graph{db: db, log: slog.Default(), fail: fail}
 	if err := g.init(); err != nil {
 		tb.Fatal(err)
 	}

@@ -28,7 +28,7 @@ func storeWithBlobs(t *testing.T) string {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	data, err := openData(ctx, sf, slog.New(slog.DiscardHandler))
+	data, err := openData(ctx, sf, slog.New(slog.DiscardHandler), true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,22 +100,5 @@ func TestFsckJSON(t *testing.T) {
 	}
 	if err := run(context.Background(), []string{"fsck", "--data", data, "--memory", "lots"}, io.Discard, io.Discard); err == nil {
 		t.Fatal("--memory lots accepted")
-	}
-}
-
-func TestByteSize(t *testing.T) {
-	for in, want := range map[string]int64{
-		"65536": 65536, "64KiB": 64 << 10, "64MiB": 64 << 20, "1.5GiB": 3 << 29, "100MB": 100e6, "2 GiB": 2 << 30, "512B": 512,
-	} {
-		var b byteSize
-		if err := b.Set(in); err != nil || int64(b) != want {
-			t.Errorf("%q: %d, %v; want %d", in, b, err, want)
-		}
-	}
-	for _, in := range []string{"", "lots", "-1MiB", "1PiB", "MiB"} {
-		var b byteSize
-		if err := b.Set(in); err == nil {
-			t.Errorf("%q accepted as %d", in, b)
-		}
 	}
 }

@@ -8,12 +8,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math"
 	"net/http"
 	"os"
 	"os/signal"
-	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"text/tabwriter"
@@ -212,33 +209,6 @@ func printFsck(w io.Writer, r *gc.FsckReport) {
 	if r.ChangedMeanwhile > 0 {
 		fmt.Fprintf(w, "%d chunks or packs changed while fsck ran (moved or released by pushes and gc): not problems\n", r.ChangedMeanwhile)
 	}
-}
-
-// byteSize is a flag holding a number of bytes, given with or without a
-// unit: 65536, 64KiB, 64MiB, 1.5GiB, 100MB (KB, MB, GB: powers of 1000).
-type byteSize int64
-
-func (b *byteSize) String() string { return strconv.FormatInt(int64(*b), 10) }
-
-func (b *byteSize) Set(s string) error {
-	units := []struct {
-		suffix string
-		n      float64
-	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40},
-		{"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12}, {"B", 1}}
-	num, mult := strings.TrimSpace(s), 1.0
-	for _, u := range units {
-		if rest, ok := strings.CutSuffix(num, u.suffix); ok {
-			num, mult = strings.TrimSpace(rest), u.n
-			break
-		}
-	}
-	v, err := strconv.ParseFloat(num, 64)
-	if err != nil || v < 0 || v*mult > math.MaxInt64/2 {
-		return fmt.Errorf("%q is not a size (e.g. 65536, 64MiB, 1GiB)", s)
-	}
-	*b = byteSize(v * mult)
-	return nil
 }
 
 // gcService runs GC inside serve: on a schedule, and on demand over the
