@@ -214,17 +214,19 @@ func printFsck(w io.Writer, r *gc.FsckReport) {
 // gcService runs GC inside serve: on a schedule, and on demand over the
 // admin API, with a configuration the API may replace.
 type gcService struct {
-	col   *gc.Collector
-	graph *refgraph.Graph
-	log   *slog.Logger
+	col     *gc.Collector
+	graph   *refgraph.Graph
+	store   gc.Store
+	tempDir string // where an online fsck spills its sorted runs
+	log     *slog.Logger
 
 	mu     sync.Mutex
 	cfg    gc.Config
 	reload chan struct{} // the configuration changed
 }
 
-func newGCService(col *gc.Collector, g *refgraph.Graph, cfg gc.Config, log *slog.Logger) *gcService {
-	return &gcService{col: col, graph: g, cfg: cfg, log: log, reload: make(chan struct{}, 1)}
+func newGCService(col *gc.Collector, g *refgraph.Graph, store gc.Store, tempDir string, cfg gc.Config, log *slog.Logger) *gcService {
+	return &gcService{col: col, graph: g, store: store, tempDir: tempDir, cfg: cfg, log: log, reload: make(chan struct{}, 1)}
 }
 
 func (s *gcService) config() gc.Config {
@@ -290,6 +292,7 @@ func nextGCWake(lastRun time.Time, interval time.Duration, packsDue time.Time) (
 //	PUT  /admin/gc/config        replace it (JSON, same fields; kept in the index)
 //	POST /admin/gc/run[?dry_run=1]  run now and return the report
 //	GET  /admin/gc/last          the last scheduled or on-demand run's report
+//	POST /admin/fsck[?repair=1]  fsck while serving (the same report as chunkyard fsck --json)
 func (s *gcService) handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /admin/gc/config", func(w http.ResponseWriter, r *http.Request) {
@@ -333,6 +336,19 @@ func (s *gcService) handler() http.Handler {
 	})
 	mux.HandleFunc("GET /admin/gc/last", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, s.col.Last())
+	})
+	// fsck while serving: the recount reads a snapshot of the index and
+	// spills to disk, so pushes and pulls go on; ?repair=1 applies the
+	// fixes, each re-checked in its own batch.
+	mux.HandleFunc("POST /admin/fsck", func(w http.ResponseWriter, r *http.Request) {
+		repair := r.URL.Query().Get("repair")
+		rep, err := gc.FsckWith(r.Context(), s.graph, s.store, gc.FsckOptions{
+			Repair: repair == "1" || repair == "true", TempDir: s.tempDir})
+		if err != nil {
+			writeJSON(w, http.StatusInternalServerError, map[string]any{"error": err.Error()})
+			return
+		}
+		writeJSON(w, http.StatusOK, rep)
 	})
 	return mux
 }

@@ -147,7 +147,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	col := gc.New(data.graph, data.store, log)
 	col.OnBlobDeleted = svc.BlobDeleted
-	gcs := newGCService(col, data.graph, gcCfg, log)
+	gcs := newGCService(col, data.graph, data.store, sf.data, gcCfg, log)
 	log.Info("gc configured", "from", gcFrom, "interval", gcCfg.Interval.D(), "policies", len(gcCfg.Policies))
 
 	// Background work (upload expiry, the layer converter, GC) stops, and
