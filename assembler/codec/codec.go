@@ -163,8 +163,9 @@ func NewWriterOptions(w io.Writer, enc Encoding, o WriterOptions) (*Writer, erro
 			return nil, fmt.Errorf("%w: %s writes gzip, not %q", ErrInvalid, enc.Encoder, enc.Format)
 		}
 		var gw *gzipWriter
-		gw, err = newGzipWriter(w, enc, h, o)
-		zw, rec = gw, gw.rec
+		if gw, err = newGzipWriter(w, enc, h, o); err == nil {
+			zw, rec = gw, gw.rec
+		}
 	case EncoderKlauspostZstd:
 		if enc.Format != FormatZstd {
 			return nil, fmt.Errorf("%w: %s writes zstd, not %q", ErrInvalid, enc.Encoder, enc.Format)
