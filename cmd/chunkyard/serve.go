@@ -273,7 +273,7 @@ func helpersFound() string {
 		parts = append(parts, fmt.Sprintf("%s writes %s", filepath.Base(h.Path), desc))
 	}
 	return "the encoder helpers found: " + strings.Join(parts, "; ") +
-		". A helper that is there but writes another class runs a tool that changed on this host (chunkyard-codec-gnu-gzip runs the host's gzip, whose release must match)"
+		". A helper that is there but writes another class is not the build this server expects: rebuild the helpers with scripts/build"
 }
 
 // codecHelpersUsage is the --codec-helpers flag's usage.
