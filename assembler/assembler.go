@@ -56,8 +56,9 @@ type Assembler struct {
 	prefetch int
 	bufs     sync.Pool             // *[]byte chunk buffers, handed back by readers
 	layers   *chunkstore.FileCache // encoded layers; nil: none
-	encodes  chan struct{}         // semaphore of layer encodes running
-	paced    bool
+	encodes  chan struct{}         // semaphore of encoding goroutines running
+	par      int                   // encoding goroutines one layer encode may run
+	badPlans sync.Map              // digest -> true: checkpoints that failed
 
 	ctx     context.Context // ends at Close: stops fills
 	stop    context.CancelFunc
@@ -74,16 +75,17 @@ type Options struct {
 	Prefetch int
 	// LayerCache keeps encoded layers; nil: none.
 	LayerCache *chunkstore.FileCache
-	// MaxEncodes bounds the layer encodes running at once, so that many
-	// cold pulls cannot exhaust CPU or memory; more wait (default 2 per
-	// CPU).
+	// MaxEncodes bounds the goroutines encoding layers, all layers
+	// together, so that many cold pulls cannot exhaust CPU or memory: a
+	// layer encode needs one to start and takes more, up to
+	// EncodeParallelism, only while they are free; more layers wait
+	// (default 2 per CPU).
 	MaxEncodes int
-	// Paced makes layer encodes run at the reader's pace, for the reader
-	// alone (a conversion checking its recipe, which yields to pushes);
-	// otherwise a cold layer is encoded into the cache once for all its
-	// readers, as fast as it can (layer.go).
-	Paced  bool
-	Logger *slog.Logger
+	// EncodeParallelism is how many goroutines one layer encode may run:
+	// segments of a layer with checkpoints, blocks of pgzip, pigz and
+	// zstd (default GOMAXPROCS).
+	EncodeParallelism int
+	Logger            *slog.Logger
 }
 
 // New returns an assembler reading chunk locations from loc and chunk
@@ -95,12 +97,15 @@ func New(loc Locator, chunks ChunkReader, opts Options) *Assembler {
 	if opts.MaxEncodes <= 0 {
 		opts.MaxEncodes = 2 * runtime.GOMAXPROCS(0)
 	}
+	if opts.EncodeParallelism <= 0 {
+		opts.EncodeParallelism = runtime.GOMAXPROCS(0)
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
 	ctx, stop := context.WithCancel(context.Background())
 	return &Assembler{loc: loc, chunks: chunks, log: opts.Logger, prefetch: opts.Prefetch,
-		layers: opts.LayerCache, encodes: make(chan struct{}, opts.MaxEncodes), paced: opts.Paced,
+		layers: opts.LayerCache, encodes: make(chan struct{}, opts.MaxEncodes), par: opts.EncodeParallelism,
 		ctx: ctx, stop: stop, fills: map[string]*fill{}}
 }
 
@@ -116,18 +121,21 @@ type LayerStats struct {
 	Hits       int64         // served from the layer cache
 	Misses     int64         // encoded (a fill or a direct encode started)
 	Joined     int64         // pulls that joined a fill already running
+	Ranges     int64         // ranges encoded from a checkpoint before them, for themselves
 	BadEntries int64         // cache entries found wrong and dropped
-	EncodeTime time.Duration // spent encoding, all encodes together
+	BadPlans   int64         // layers whose checkpoints failed (encoded from the start since)
+	EncodeTime time.Duration // spent encoding, all encodes together (wall time)
 }
 
 type layerStats struct {
-	hits, misses, joined, badEntries, encodeNanos atomic.Int64
+	hits, misses, joined, ranges, badEntries, badPlans, encodeNanos atomic.Int64
 }
 
 // Stats returns the layer counters since New.
 func (a *Assembler) Stats() LayerStats {
 	return LayerStats{Hits: a.stats.hits.Load(), Misses: a.stats.misses.Load(), Joined: a.stats.joined.Load(),
-		BadEntries: a.stats.badEntries.Load(), EncodeTime: time.Duration(a.stats.encodeNanos.Load())}
+		Ranges: a.stats.ranges.Load(), BadEntries: a.stats.badEntries.Load(), BadPlans: a.stats.badPlans.Load(),
+		EncodeTime: time.Duration(a.stats.encodeNanos.Load())}
 }
 
 // Open returns a reader of length bytes of b starting at off. A read of

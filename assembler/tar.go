@@ -16,20 +16,44 @@ import (
 // stream and content stream zipped back together. Each chunk is verified;
 // the tar as a whole has no digest of its own here.
 func (a *Assembler) OpenTar(ctx context.Context, d digest.Digest, chunks []refgraph.ChunkRef, headerChunks int) (io.ReadCloser, error) {
+	return a.OpenTarFrom(ctx, d, chunks, headerChunks, 0)
+}
+
+// OpenTarFrom is OpenTar from tar offset from on: the header stream is
+// read from its start, the content stream only from where the tar from
+// `from` needs it (tarsplit.JoinFrom).
+func (a *Assembler) OpenTarFrom(ctx context.Context, d digest.Digest, chunks []refgraph.ChunkRef, headerChunks int, from int64) (io.ReadCloser, error) {
 	if headerChunks < 0 || headerChunks > len(chunks) {
 		return nil, fmt.Errorf("assembler: layer %s: %d header chunks of %d: %w", d, headerChunks, len(chunks), chunkstore.ErrCorrupt)
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	headers := a.openChunks(ctx, d, chunks[:headerChunks], 0, sumRaw(chunks[:headerChunks]))
-	content := a.openChunks(ctx, d, chunks[headerChunks:], 0, sumRaw(chunks[headerChunks:]))
-	// The goroutine owns both chunk readers: it alone reads and closes them.
+	contentChunks := chunks[headerChunks:]
+	contentSize := sumRaw(contentChunks)
+	// The goroutine owns the chunk readers: it alone reads and closes them.
 	pr, pw := io.Pipe()
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		_, err := tarsplit.JoinTo(pw, headers, content)
+		var err error
+		if from == 0 {
+			content := a.openChunks(ctx, d, contentChunks, 0, contentSize)
+			_, err = tarsplit.JoinTo(pw, headers, content)
+			content.Close()
+		} else {
+			var content *reader
+			_, err = tarsplit.JoinFrom(pw, headers, from, func(off int64) (io.Reader, error) {
+				if off > contentSize {
+					return nil, fmt.Errorf("assembler: layer %s: content offset %d past its %d bytes: %w", d, off, contentSize, chunkstore.ErrCorrupt)
+				}
+				content = a.openChunks(ctx, d, contentChunks, off, contentSize-off)
+				return content, nil
+			})
+			if content != nil {
+				content.Close()
+			}
+		}
 		headers.Close()
-		content.Close()
 		pw.CloseWithError(err) // nil: EOF
 	}()
 	return &tarReader{PipeReader: pr, cancel: cancel, done: done}, nil

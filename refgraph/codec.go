@@ -82,6 +82,9 @@ type Layout struct {
 	HeaderChunks int
 	TarSize      int64  // the uncompressed tar
 	Encoding     []byte // the assembler's encoding recipe (codec.Encoding as JSON)
+	// Checkpoints let the layer be encoded in segments, several at once
+	// or from the middle (codec.Checkpoints); nil: from the start only.
+	Checkpoints []byte
 }
 
 // Blob is the index record of a stored blob.
@@ -102,8 +105,9 @@ type blobValue struct {
 	layout *Layout
 }
 
-// Blob record versions: 1 is opaque only; 2 adds the kind and a layout.
-const blobValueVersion = 2
+// Blob record versions: 1 is opaque only; 2 adds the kind and a layout;
+// 3 adds the layout's checkpoints.
+const blobValueVersion = 3
 
 func (v blobValue) encode() []byte {
 	b := make([]byte, 0, 2+3*binary.MaxVarintLen64+len(v.chunks)*(32+binary.MaxVarintLen32))
@@ -121,6 +125,8 @@ func (v blobValue) encode() []byte {
 		b = binary.AppendUvarint(b, uint64(v.layout.TarSize))
 		b = binary.AppendUvarint(b, uint64(len(v.layout.Encoding)))
 		b = append(b, v.layout.Encoding...)
+		b = binary.AppendUvarint(b, uint64(len(v.layout.Checkpoints)))
+		b = append(b, v.layout.Checkpoints...)
 	}
 	return b
 }
@@ -129,7 +135,7 @@ func decodeBlob(b []byte) (blobValue, error) {
 	var v blobValue
 	r := reader{b: b}
 	version := r.byte()
-	if version != 1 && version != 2 {
+	if version < 1 || version > 3 {
 		return v, fmt.Errorf("refgraph: blob record: unknown version %d", version)
 	}
 	v.size = int64(r.uvarint())
@@ -150,6 +156,11 @@ func decodeBlob(b []byte) (blobValue, error) {
 		case KindLayer:
 			v.layout = &Layout{HeaderChunks: int(r.uvarint()), TarSize: int64(r.uvarint())}
 			v.layout.Encoding = bytes.Clone(r.bytes(int(r.uvarint())))
+			if version >= 3 {
+				if n := int(r.uvarint()); n > 0 {
+					v.layout.Checkpoints = bytes.Clone(r.bytes(n))
+				}
+			}
 			if v.layout.HeaderChunks > len(v.chunks) {
 				return v, fmt.Errorf("refgraph: blob record: %d header chunks of %d", v.layout.HeaderChunks, len(v.chunks))
 			}

@@ -1,6 +1,7 @@
 package refgraph
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"errors"
 	"testing"
@@ -227,5 +228,30 @@ func TestBlobRecordCodec(t *testing.T) {
 		if _, err := decodeBlob(v.encode()[:i]); err == nil {
 			t.Fatalf("truncated record of %d bytes decoded", i)
 		}
+	}
+}
+
+// TestLayerRecordCodec: a layer's checkpoints survive the record, and a
+// record of the version before them (no checkpoints) still decodes.
+func TestLayerRecordCodec(t *testing.T) {
+	layout := &Layout{HeaderChunks: 1, TarSize: 5000, Encoding: []byte(`{"Format":"gzip"}`), Checkpoints: []byte{1, 'd', 7, 8, 9}}
+	v := blobValue{size: 100, refs: 1, kind: KindLayer, chunks: []ChunkRef{{ID: chunkID("a"), RawLen: 1}}, layout: layout}
+	got, err := decodeBlob(v.encode())
+	if err != nil || !bytes.Equal(got.layout.Checkpoints, layout.Checkpoints) || string(got.layout.Encoding) != string(layout.Encoding) {
+		t.Fatalf("round trip: %+v %v", got.layout, err)
+	}
+	for i := range v.encode() {
+		if _, err := decodeBlob(v.encode()[:i]); err == nil {
+			t.Fatalf("truncated record of %d bytes decoded", i)
+		}
+	}
+	// Version 2: the same record without the checkpoints' length and bytes.
+	v.layout = &Layout{HeaderChunks: 1, TarSize: 5000, Encoding: layout.Encoding}
+	v2 := v.encode()
+	v2 = v2[:len(v2)-1] // the empty checkpoints' length
+	v2[0] = 2
+	got, err = decodeBlob(v2)
+	if err != nil || got.layout.Checkpoints != nil || got.layout.TarSize != 5000 {
+		t.Fatalf("version 2 record: %+v %v", got.layout, err)
 	}
 }

@@ -4,13 +4,20 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"encoding/json"
+	"fmt"
 	"io"
 	"path/filepath"
+	"runtime"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/chunkyard/chunkyard/assembler/codec"
 	"github.com/chunkyard/chunkyard/chunkstore"
 	"github.com/chunkyard/chunkyard/refgraph"
+	"github.com/klauspost/compress/zstd"
+	"github.com/klauspost/pgzip"
 	"github.com/opencontainers/go-digest"
 )
 
@@ -86,13 +93,19 @@ func BenchmarkConvert(b *testing.B) {
 	tar, blob := benchLayer(b)
 	b.Run("convert", func(b *testing.B) {
 		b.SetBytes(int64(len(blob)))
+		var cpu time.Duration
 		for range b.N {
 			b.StopTimer()
 			e := newConvertEnv(b, ConvertOptions{})
 			e.pushBlob("app", blob)
 			b.StartTimer()
+			c := cpuTime()
 			e.drain()
+			cpu += cpuTime() - c
 		}
+		// Throughput per core: tar bytes converted per CPU-second.
+		b.ReportMetric(cpu.Seconds()/float64(b.N), "cpu-s/op")
+		b.ReportMetric(float64(len(tar))*float64(b.N)/1e6/cpu.Seconds(), "tar-MB/cpu-s")
 	})
 	b.Run("baseline-gzip6-encode", func(b *testing.B) {
 		b.SetBytes(int64(len(blob)))
@@ -103,4 +116,135 @@ func BenchmarkConvert(b *testing.B) {
 			w.Close()
 		}
 	})
+}
+
+// coldPullLayers are the layer encodings BenchmarkColdPull pulls: the
+// same ~64 MiB tar as each tool writes it (GNU gzip and Python from the
+// host; the test command installs them).
+func coldPullLayers(b *testing.B, tar []byte) []struct {
+	name string
+	blob []byte
+} {
+	zstdLayer := func() []byte {
+		var buf bytes.Buffer
+		w, _ := zstd.NewWriter(&buf)
+		w.Write(tar)
+		w.Close()
+		return buf.Bytes()
+	}()
+	pgzipLayer := func() []byte {
+		var buf bytes.Buffer
+		w := pgzip.NewWriter(&buf)
+		w.Write(tar)
+		w.Close()
+		return buf.Bytes()
+	}()
+	return []struct {
+		name string
+		blob []byte
+	}{
+		{"stdlib-gzip1", gzipped(b, tar, 1)},
+		{"stdlib-gzip6", gzipped(b, tar, 6)},
+		{"pgzip", pgzipLayer},
+		{"zstd", zstdLayer},
+		{"gnu-gzip9", tool(b, tar, "gzip", "-9", "-n", "-c")},
+		{"python-zlib6", tool(b, tar, "python3", "-c",
+			"import sys, gzip; sys.stdout.buffer.write(gzip.compress(sys.stdin.buffer.read(), compresslevel=6, mtime=0))")},
+		{"pigz", tool(b, tar, "pigz", "-c")},
+	}
+}
+
+// BenchmarkColdPull pulls split layers of each encoding cold (no layer
+// cache: every pull encodes) with --encode-parallelism 1, 2 and all
+// CPUs, next to one encode of the same recipe on one goroutine
+// (GOMAXPROCS 1), all in the same run. MB/s are of the compressed blob;
+// cpu-s/op is the process's user+system CPU time per pull (or encode).
+func BenchmarkColdPull(b *testing.B) {
+	tar, _ := benchLayer(b)
+	pars := []int{1, 2}
+	if n := runtime.NumCPU(); n > 2 {
+		pars = append(pars, n)
+	}
+	for _, l := range coldPullLayers(b, tar) {
+		e := newConvertEnv(b, ConvertOptions{})
+		d := e.pushBlob("app", l.blob)
+		e.drain()
+		rec, err := e.graph.Blob(d)
+		if err != nil || rec.Kind != refgraph.KindLayer {
+			b.Fatalf("%s: not converted to a layer (kind %d): %v", l.name, rec.Kind, err)
+		}
+		var enc codec.Encoding
+		if err := json.Unmarshal(rec.Layout.Encoding, &enc); err != nil {
+			b.Fatal(err)
+		}
+		b.Logf("%s: %s, %d checkpoint bytes", l.name, enc, len(rec.Layout.Checkpoints))
+		b.Run(l.name+"/encode-1core", func(b *testing.B) {
+			defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+			b.SetBytes(int64(len(l.blob)))
+			cpu := cpuTime()
+			for range b.N {
+				w, err := codec.NewWriter(io.Discard, enc)
+				if err != nil {
+					b.Fatal(err)
+				}
+				w.Write(tar)
+				if err := w.Close(); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric((cpuTime()-cpu).Seconds()/float64(b.N), "cpu-s/op")
+		})
+		for _, par := range pars {
+			b.Run(fmt.Sprintf("%s/pull-par%d", l.name, par), func(b *testing.B) {
+				e.close()
+				e.encodePar = par
+				e.open()
+				b.SetBytes(int64(len(l.blob)))
+				b.ResetTimer()
+				cpu := cpuTime()
+				for range b.N {
+					pullDiscard(b, e, d)
+				}
+				b.ReportMetric((cpuTime()-cpu).Seconds()/float64(b.N), "cpu-s/op")
+			})
+		}
+	}
+}
+
+// BenchmarkFirstByte is the time to the first 64 KiB of a cold pull of
+// a 1 GiB stdlib gzip-6 layer with checkpoints (the first deflate blocks
+// of the first segment, not only the gzip header).
+func BenchmarkFirstByte(b *testing.B) {
+	tar := rootfsN(b, 5600, time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)) // ~1 GiB
+	blob := gzipped(b, tar, 6)
+	tar = nil
+	e := newConvertEnv(b, ConvertOptions{})
+	d := e.pushBlob("app", blob)
+	blob = nil
+	e.drain()
+	rec, err := e.graph.Blob(d)
+	if err != nil || rec.Kind != refgraph.KindLayer || len(rec.Layout.Checkpoints) == 0 {
+		b.Fatalf("not converted with checkpoints: kind %d, %d checkpoint bytes, %v", rec.Kind, len(rec.Layout.Checkpoints), err)
+	}
+	b.Logf("%d-byte layer, %d-byte tar, %d checkpoint bytes", rec.Size, rec.Layout.TarSize, len(rec.Layout.Checkpoints))
+	var first [64 << 10]byte
+	b.ResetTimer()
+	for range b.N {
+		rc, _, err := e.svc.OpenBlob(context.Background(), "app", d, 0, -1)
+		if err != nil {
+			b.Fatal(err)
+		}
+		// The gzip header comes at once: wait for deflate output.
+		if _, err := io.ReadFull(rc, first[:]); err != nil {
+			b.Fatal(err)
+		}
+		rc.Close()
+	}
+}
+
+// cpuTime is the user and system CPU time this process used so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"compress/gzip"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -45,6 +46,9 @@ type ConvertOptions struct {
 	// stays as received, served from its pending file.
 	RetryBase, RetryMax time.Duration
 	MaxAttempts         int
+	// CheckpointSpacing is the tar bytes between two checkpoints of a
+	// layer (0: by its size, see checkpointSpacing).
+	CheckpointSpacing int64
 }
 
 func (o *ConvertOptions) setDefaults() {
@@ -194,8 +198,11 @@ func (s *Service) convertOne(ctx context.Context, d digest.Digest) error {
 		if err := s.graph.ConvertBlob(d, chunks, layout); err != nil {
 			return s.staleConversion(d, err)
 		}
+		s.converted.layers.Add(1)
+		s.converted.tarBytes.Add(layout.TarSize)
 		s.log.Info("converted layer", "digest", d, "bytes", b.Size, "tar_bytes", layout.TarSize,
-			"chunks", len(chunks), "encoding", string(layout.Encoding), "duration", time.Since(start).Round(time.Millisecond),
+			"chunks", len(chunks), "encoding", string(layout.Encoding), "checkpoint_bytes", len(layout.Checkpoints),
+			"duration", time.Since(start).Round(time.Millisecond),
 			"yielded_to_pushes", time.Duration(y.paused.Load()).Round(time.Millisecond))
 		return s.dropPending(b)
 	}
@@ -319,26 +326,57 @@ type readCloser struct {
 
 func (r readCloser) Close() error { return r.close() }
 
+// Checkpoint spacing: a layer records a checkpoint every few MiB of tar
+// (4 MiB up to 128 MiB compressed, then 1/32 of the compressed size, at
+// most 16 MiB), so that a cold pull can encode it on many cores and a
+// range can start near its offset, with few enough checkpoints that its
+// record stays small (about 25 bytes each at most levels, a few KiB at
+// the fastest).
+const (
+	minCheckpointSpacing = 4 << 20
+	maxCheckpointSpacing = 16 << 20
+)
+
+func checkpointSpacing(blobSize int64) int64 {
+	return min(max(blobSize/32, minCheckpointSpacing), maxCheckpointSpacing)
+}
+
 // splitLayer finds the encoding that makes blob b again from its
 // decompressed stream, then splits its tar into a header stream and a
-// content stream, stores both as chunks, and checks the whole recipe
-// through the pull pipeline. Nothing is stored for a blob no encoder
-// reproduces. written lists every chunk it stored, for accounting if it
-// fails.
+// content stream, stores both as chunks, and checks the whole recipe.
+// Nothing is stored for a blob no encoder reproduces. written lists
+// every chunk it stored, for accounting if it fails.
+//
+// The layer is encoded once: by the trial that finds the encoding, which
+// compares its output with the blob byte for byte and records the
+// checkpoints. The recipe is then as good as that trial, given the same
+// tar, so the check is that the stored chunks give the same tar: the
+// split's tar digest must equal the trial's, and joining the chunks read
+// back from the store must give it again. A pull still verifies the
+// layer's digest as it encodes it, and checkpoints that fail there are
+// dropped for encoding from the start. Since the blob itself is the
+// encoded layer, it goes into the layer cache as it is: the first pull is
+// hot.
 func (s *Service) splitLayer(ctx context.Context, b refgraph.Blob, orig func() (io.ReadCloser, error), y *yielder) (chunks []chunkstore.Chunk, layout *refgraph.Layout, written []chunkstore.Chunk, err error) {
 	tarStream, format, err := s.openTar(b, orig)
 	if err != nil {
 		return nil, nil, nil, err
 	}
 	defer tarStream.Close()
-	var enc codec.Encoding
+	var found codec.Result
 	if format != codec.FormatNone {
 		rawAgain := func() (io.ReadCloser, error) {
 			r, _, err := s.openTar(b, orig)
 			return r, err
 		}
 		var ok bool
-		enc, ok, err = codec.Find(ctx, rawAgain, orig)
+		var st codec.Stats
+		spacing := s.convert.CheckpointSpacing
+		if spacing <= 0 {
+			spacing = checkpointSpacing(b.Size)
+		}
+		found, ok, st, err = codec.FindWithOptions(ctx, rawAgain, orig, codec.FindOptions{CheckpointSpacing: spacing})
+		s.converted.encoded.Add(st.RawBytes)
 		if err != nil {
 			return nil, nil, nil, fmt.Errorf("%w: %v", errNotLayer, err)
 		}
@@ -377,6 +415,10 @@ func (s *Service) splitLayer(ctx context.Context, b refgraph.Blob, orig func() (
 	if content.err != nil {
 		return nil, nil, written, content.err
 	}
+	if format != codec.FormatNone && (st.TarDigest != found.RawDigest || st.TarBytes != found.RawSize) {
+		return nil, nil, written, fmt.Errorf("the tar split (%d bytes, %s) is not the one the encoder reproduced (%d bytes, %s)",
+			st.TarBytes, st.TarDigest, found.RawSize, found.RawDigest)
+	}
 	if err := hw.Flush(); err != nil {
 		return nil, nil, written, err
 	}
@@ -386,15 +428,19 @@ func (s *Service) splitLayer(ctx context.Context, b refgraph.Blob, orig func() (
 		return nil, nil, written, err
 	}
 	chunks = append(append([]chunkstore.Chunk{}, headers...), content.chunks...)
-	encJSON, err := json.Marshal(enc)
-	if err != nil {
+	var encJSON []byte
+	if format != codec.FormatNone {
+		if encJSON, err = json.Marshal(found.Encoding); err != nil {
+			return nil, nil, written, err
+		}
+	} else if encJSON, err = json.Marshal(codec.Encoding{}); err != nil {
 		return nil, nil, written, err
 	}
-	layout = &refgraph.Layout{HeaderChunks: len(headers), TarSize: st.TarBytes, Encoding: encJSON}
+	layout = &refgraph.Layout{HeaderChunks: len(headers), TarSize: st.TarBytes, Encoding: encJSON, Checkpoints: found.Checkpoints}
 
-	// The acceptance test: the pull pipeline, with an assembler that also
-	// sees the chunks just written, rebuilds the exact blob. The verified
-	// bytes go to the layer cache on the way, so the first pull is hot.
+	// The check: the chunks, read back from the store (an assembler that
+	// also sees the chunks just written), join to the tar the encoder
+	// reproduced the blob from.
 	ov := overlay{graph: s.graph, written: map[chunkstore.ID]chunkstore.Location{}}
 	refs := make([]refgraph.ChunkRef, len(chunks))
 	for i, c := range chunks {
@@ -403,20 +449,53 @@ func (s *Service) splitLayer(ctx context.Context, b refgraph.Blob, orig func() (
 			ov.written[c.ID] = *c.Loc
 		}
 	}
-	// An entry already cached for this digest would answer the check
-	// without running the recipe: drop it first.
-	s.layers.Drop(assembler.LayerCacheKey(b.Digest))
-	asm := assembler.New(ov, s.store, assembler.Options{MaxEncodes: 1, LayerCache: s.layers, Paced: true, Logger: s.log})
-	r, err := asm.Open(ctx, assembler.Blob{Digest: b.Digest, Size: b.Size, Chunks: refs, Layout: layout}, 0, b.Size)
+	asm := assembler.New(ov, s.store, assembler.Options{Logger: s.log})
+	defer asm.Close()
+	joined, err := asm.OpenTar(ctx, b.Digest, refs, len(headers))
 	if err != nil {
 		return nil, nil, written, err
 	}
-	_, err = io.Copy(io.Discard, y.reader(r))
-	r.Close()
+	sum := sha256.New()
+	n, err := io.Copy(sum, y.reader(joined))
+	joined.Close()
 	if err != nil {
-		return nil, nil, written, fmt.Errorf("%w: the recipe does not rebuild the blob: %v", errNotLayer, err)
+		return nil, nil, written, fmt.Errorf("joining the stored tar: %w", err)
+	}
+	if got := digest.NewDigestFromBytes(digest.SHA256, sum.Sum(nil)); n != st.TarBytes || got != st.TarDigest {
+		return nil, nil, written, fmt.Errorf("%w: the stored chunks join to %d bytes %s, the tar was %d bytes %s",
+			errNotLayer, n, got, st.TarBytes, st.TarDigest)
+	}
+	if format != codec.FormatNone {
+		s.warmLayerCache(ctx, b, orig)
 	}
 	return chunks, layout, written, nil
+}
+
+// warmLayerCache copies blob b, as received and verified against its
+// digest on the way, into the layer cache: it is the encoded layer.
+// Failing to cache is no failure of the conversion.
+func (s *Service) warmLayerCache(ctx context.Context, b refgraph.Blob, orig func() (io.ReadCloser, error)) {
+	if s.layers == nil {
+		return
+	}
+	key := assembler.LayerCacheKey(b.Digest)
+	s.layers.Drop(key) // whatever is there, this is the layer
+	w, err := s.layers.Create()
+	if err != nil {
+		return
+	}
+	defer w.Abort() // a no-op after Commit
+	r, err := orig()
+	if err != nil {
+		return
+	}
+	defer r.Close()
+	if n, err := io.Copy(w, r); err != nil || n != b.Size || ctx.Err() != nil {
+		return
+	}
+	if err := w.Commit(key); err != nil {
+		s.log.Warn("caching a converted layer", "digest", b.Digest, "err", err)
+	}
 }
 
 // countWriter counts the bytes written through it.

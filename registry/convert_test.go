@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
@@ -84,6 +85,26 @@ func rootfsN(t testing.TB, files int, mtime time.Time, changed ...string) []byte
 	return buf.Bytes()
 }
 
+// tool runs a compressor on raw and returns its output. A missing tool
+// skips the test, or fails it with CHUNKYARD_REQUIRE_TOOLS=1 (the test
+// command installs gzip, pigz and python3).
+func tool(t testing.TB, raw []byte, name string, args ...string) []byte {
+	t.Helper()
+	if _, err := exec.LookPath(name); err != nil {
+		if os.Getenv("CHUNKYARD_REQUIRE_TOOLS") == "1" {
+			t.Fatalf("%s is not installed and CHUNKYARD_REQUIRE_TOOLS=1", name)
+		}
+		t.Skipf("%s is not installed; set CHUNKYARD_REQUIRE_TOOLS=1 to make this fail", name)
+	}
+	cmd := exec.Command(name, args...)
+	cmd.Stdin = bytes.NewReader(raw)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	return out
+}
+
 func gzipped(t testing.TB, raw []byte, level int) []byte {
 	var buf bytes.Buffer
 	w, err := gzip.NewWriterLevel(&buf, level)
@@ -106,21 +127,26 @@ func TestConvertLayers(t *testing.T) {
 	}()
 	garbage := append([]byte{0x1f, 0x8b, 8, 0}, bytes.Repeat([]byte("not deflate"), 1000)...)
 	tests := []struct {
-		name      string
-		blob      []byte
-		wantLayer bool
+		name        string
+		blob        []byte
+		wantLayer   bool
+		checkpoints bool // the recipe has checkpoints
 	}{
-		{"gzip level 6 (docker, BuildKit)", gzipped(t, base, 6), true},
-		{"gzip level 1 (crane)", gzipped(t, base, 1), true},
-		{"gzip level 9", gzipped(t, base, 9), true},
-		{"uncompressed tar", base, true},
-		{"zstd default (containerd)", zstdLayer, true},
-		{"corrupt gzip", garbage, false},
-		{"a config, not a layer", []byte(`{"architecture":"amd64"}`), false},
+		{"gzip level 6 (docker, BuildKit)", gzipped(t, base, 6), true, true},
+		{"gzip level 1 (crane)", gzipped(t, base, 1), true, true},
+		{"gzip level 9", gzipped(t, base, 9), true, true},
+		{"GNU gzip -9", tool(t, base, "gzip", "-9", "-n", "-c"), true, true},
+		{"GNU gzip -6 in a pipe", tool(t, base, "gzip", "-c"), true, true},
+		{"pigz", tool(t, base, "pigz", "-c"), true, false},
+		{"Python gzip (zlib -9)", tool(t, base, "python3", "-c", "import sys, gzip; sys.stdout.buffer.write(gzip.compress(sys.stdin.buffer.read()))"), true, true},
+		{"uncompressed tar", base, true, false},
+		{"zstd default (containerd)", zstdLayer, true, false},
+		{"corrupt gzip", garbage, false, false},
+		{"a config, not a layer", []byte(`{"architecture":"amd64"}`), false, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			e := newConvertEnv(t, ConvertOptions{})
+			e := newConvertEnv(t, ConvertOptions{CheckpointSpacing: 512 << 10})
 			d := e.pushBlob("app", tt.blob)
 			if got := e.readBlob("app", d); !bytes.Equal(got, tt.blob) {
 				t.Fatal("blob read back before conversion differs")
@@ -132,6 +158,21 @@ func TestConvertLayers(t *testing.T) {
 			}
 			if (b.Kind == refgraph.KindLayer) != tt.wantLayer || b.Kind == refgraph.KindPending {
 				t.Fatalf("kind = %d, want layer %v", b.Kind, tt.wantLayer)
+			}
+			if tt.wantLayer {
+				// One encode: the trial that found the recipe. No pull
+				// encode ran, and the encoders were fed about the tar once.
+				cs, ls := e.svc.ConvertStats(), e.svc.LayerStats()
+				t.Logf("conversion: %+v; %d checkpoint bytes", cs, len(b.Layout.Checkpoints))
+				if cs.Layers != 1 || cs.TarBytes != b.Layout.TarSize || ls.Misses != 0 {
+					t.Fatalf("conversion stats %+v, layer stats %+v", cs, ls)
+				}
+				if tt.blob[0] == 0x1f && cs.EncodedBytes > cs.TarBytes*13/10 {
+					t.Fatalf("encoders fed %d bytes for a %d-byte tar", cs.EncodedBytes, cs.TarBytes)
+				}
+				if (len(b.Layout.Checkpoints) > 0) != tt.checkpoints {
+					t.Fatalf("%d checkpoint bytes, want some: %v", len(b.Layout.Checkpoints), tt.checkpoints)
+				}
 			}
 			if got := e.readBlob("app", d); !bytes.Equal(got, tt.blob) {
 				t.Fatal("blob read back after conversion differs")
@@ -147,6 +188,9 @@ func TestConvertLayers(t *testing.T) {
 			rc.Close()
 			if !bytes.Equal(part.Bytes(), tt.blob[off:off+n]) {
 				t.Fatal("range read differs")
+			}
+			if ls := e.svc.LayerStats(); tt.checkpoints && ls.Ranges != 1 {
+				t.Fatalf("layer stats %+v: the range was not encoded from a checkpoint", ls)
 			}
 			if st := e.graph.Stats(); st.PendingBytes != 0 || st.PendingConversions != 0 {
 				t.Fatalf("stats after drain = %+v", st)
@@ -181,21 +225,18 @@ func TestRebuildDedups(t *testing.T) {
 
 func TestConvertFallbacks(t *testing.T) {
 	raw := rootfsN(t, 24, time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
-	gnu := exec.Command("gzip", "-9", "-n", "-c")
-	gnu.Stdin = bytes.NewReader(raw)
-	gnuOut, err := gnu.Output()
-	if err != nil {
-		t.Fatalf("gzip: %v", err)
-	}
+	// zlib's Huffman-only strategy: no encoder here reproduces it.
+	foreign := tool(t, raw, "python3", "-c", "import sys, zlib; c = zlib.compressobj(6, zlib.DEFLATED, 31, 8, zlib.Z_HUFFMAN_ONLY); "+
+		"sys.stdout.buffer.write(c.compress(sys.stdin.buffer.read()) + c.flush())")
 	bomb := gzipped(t, make([]byte, 64<<20), 9) // 64 MiB of zeros, ~1000x
-	for name, blob := range map[string][]byte{"GNU gzip -9": gnuOut, "decompression bomb": bomb} {
+	for name, blob := range map[string][]byte{"zlib Huffman only": foreign, "decompression bomb": bomb} {
 		t.Run(name, func(t *testing.T) {
 			e := newConvertEnv(t, ConvertOptions{MaxRatio: 100})
 			d := e.pushBlob("app", blob)
 			e.drain()
 			b, _ := e.graph.Blob(d)
 			if b.Kind != refgraph.KindOpaque {
-				t.Fatalf("kind = %d, want opaque", b.Kind)
+				t.Fatalf("kind = %d (%s), want opaque", b.Kind, b.Layout.Encoding)
 			}
 			if got := e.readBlob("app", d); !bytes.Equal(got, blob) {
 				t.Fatal("blob read back differs")

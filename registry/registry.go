@@ -45,6 +45,7 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/chunkyard/chunkyard/assembler"
@@ -69,8 +70,11 @@ type Options struct {
 
 	// LayerCache keeps encoded layers for hot pulls; nil: none.
 	LayerCache *chunkstore.FileCache
-	// MaxEncodes bounds layer encodes running at once (0: 2 per CPU).
-	MaxEncodes int
+	// MaxEncodes bounds the goroutines encoding layers, all layers
+	// together (0: 2 per CPU); EncodeParallelism how many one layer's
+	// encode may run (0: one per CPU). See assembler.Options.
+	MaxEncodes        int
+	EncodeParallelism int
 	// Convert is how layers pushed opaque are split and re-chunked in the
 	// background; zero Workers: no conversion.
 	Convert ConvertOptions
@@ -92,6 +96,7 @@ type Service struct {
 	pendingMu sync.Mutex // commitPending against BlobDeleted and sweepPending
 	pulls     pullTimes
 	pushes    pushActivity // uploads in flight, which conversions yield to
+	converted convertCounters
 }
 
 // New returns a Service. It does not own graph and store: the caller closes
@@ -126,9 +131,10 @@ func New(graph *refgraph.Graph, store *chunkstore.Store, opts Options) (*Service
 		graph: graph,
 		store: store,
 		asm: assembler.New(graph, store, assembler.Options{
-			LayerCache: opts.LayerCache,
-			MaxEncodes: opts.MaxEncodes,
-			Logger:     opts.Logger,
+			LayerCache:        opts.LayerCache,
+			MaxEncodes:        opts.MaxEncodes,
+			EncodeParallelism: opts.EncodeParallelism,
+			Logger:            opts.Logger,
 		}),
 		convert: opts.Convert,
 		kick:    make(chan struct{}, 1),
@@ -142,6 +148,23 @@ func New(graph *refgraph.Graph, store *chunkstore.Store, opts Options) (*Service
 // Close stops the layer encodes the service runs for its cache; call it
 // after the last request, before closing the index and the store.
 func (s *Service) Close() { s.asm.Close() }
+
+// ConvertStats counts the layers converted (split) since New.
+type ConvertStats struct {
+	Layers   int64 // split layers converted
+	TarBytes int64 // their tars' bytes
+	// EncodedBytes is the raw bytes fed to encoders by their conversions,
+	// matching trials and abandoned ones together: about TarBytes when
+	// each layer is encoded once.
+	EncodedBytes int64
+}
+
+type convertCounters struct{ layers, tarBytes, encoded atomic.Int64 }
+
+// ConvertStats returns the conversion counters since New.
+func (s *Service) ConvertStats() ConvertStats {
+	return ConvertStats{Layers: s.converted.layers.Load(), TarBytes: s.converted.tarBytes.Load(), EncodedBytes: s.converted.encoded.Load()}
+}
 
 // LayerStats counts how layers were served (cache hits, encodes).
 func (s *Service) LayerStats() assembler.LayerStats { return s.asm.Stats() }

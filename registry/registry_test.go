@@ -27,9 +27,11 @@ type env struct {
 	convert ConvertOptions
 	layers  *chunkstore.FileCache
 	log     *slog.Logger // nil: discard
-	graph   *refgraph.Graph
-	store   *chunkstore.Store
-	svc     *Service
+	// encodePar is Options.EncodeParallelism (0: the default).
+	encodePar int
+	graph     *refgraph.Graph
+	store     *chunkstore.Store
+	svc       *Service
 }
 
 func newEnv(t testing.TB) *env {
@@ -58,7 +60,7 @@ func (e *env) open() {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	e.svc, err = New(e.graph, e.store, Options{UploadDir: filepath.Join(e.dir, "uploads"), UploadTTL: time.Hour, Convert: e.convert, LayerCache: e.layers,
-		Logger: log})
+		EncodeParallelism: e.encodePar, Logger: log})
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -27,46 +27,128 @@ func gzipCommon() []gzipCandidate {
 // gzipLevels is the order in which the remaining levels are tried.
 func gzipLevels() []int { return []int{2, 3, 4, 5, 6, 7, 8, 1, 9, 0, -2} }
 
-// gzipCandidates narrows the candidates by the header: Go-family writers
-// derive XFL from the level, so only levels giving the stored XFL can
-// match. A header no Go-family writer writes by default (an OS other than
-// 255, FTEXT, FHCRC: GNU gzip, pigz, zlib) gets only the common levels, as
-// a cheap check; others get every level.
+// zlibLevels is the order in which zlib-family levels (1..9) are tried:
+// zlib's and GNU gzip's default 6, Python's gzip default 9, then 1 and
+// the rest.
+func zlibLevels() []int { return []int{6, 9, 1, 2, 3, 4, 5, 7, 8} }
+
+// gzipCandidates narrows the candidates by the header, each tool by its
+// conventions:
+//
+//   - Go-family writers (compress/gzip, klauspost gzip, pgzip) store OS
+//     255, never FTEXT or FHCRC, and XFL from the level (9: 2, 1: 4,
+//     other: 0);
+//   - GNU gzip and pigz store OS 3, at most FNAME (a named file), the
+//     same XFL rule, and no MTIME when writing a pipe or with -n;
+//   - zlib writes its own header (OS 3 on Unix, MTIME 0, the same XFL
+//     rule) for Python 3.11+'s gzip.compress(mtime=0) and zlib's gzip
+//     mode; Python's GzipFile and gzip.compress write OS 255, the XFL rule
+//     and the current time; tarfile's "w:gz" always XFL 2 and FNAME; Java's
+//     GZIPOutputStream (Jib) XFL 0 at any level, MTIME 0, OS 0 (255 since
+//     Java 16).
+//
+// The most used settings that fit come first, most likely tool first: a
+// failed trial costs the input up to the first differing output byte
+// (typically a block: tens to hundreds of KiB).
 func gzipCandidates(h GzipHeader) []Encoding {
-	phases := [][]gzipCandidate{gzipCommon()}
-	if h.OS == osUnknown && h.Flags&(flagText|flagHCRC) == 0 {
-		var rest []gzipCandidate
+	type cand struct {
+		encoder string
+		level   int
+		single  bool // pigz -p 1
+	}
+	byXFL := func(levels []int) []int {
+		var out []int
+		for _, l := range levels {
+			if xflFor(l) == h.XFL {
+				out = append(out, l)
+			}
+		}
+		return out
+	}
+	plain := h.Flags&(flagText|flagHCRC) == 0
+	goFamily := h.OS == osUnknown && plain
+	gnuLike := h.OS == osUnix && h.Flags&^flagName == 0
+	java := h.XFL == 0 && h.ModTime == 0 && h.Flags == 0 && (h.OS == 0 || h.OS == osUnknown)
+	tarfile := h.XFL == 2 && h.OS == osUnknown && h.Flags == flagName
+	// Python's gzip module stamps the time; Go-family writers in the wild
+	// store 0 (or klauspost's zero time).
+	python := h.OS == osUnknown && h.ModTime != 0 && h.ModTime != zeroTimeMTIME && plain
+
+	var phases [][]cand
+	zlibPhase := func(levels []int) []cand {
+		var c []cand
+		for _, l := range levels {
+			c = append(c, cand{encoder: EncoderZlib, level: l})
+		}
+		return c
+	}
+	var goCommon []cand
+	for _, c := range gzipCommon() {
+		if xflFor(c.level) == h.XFL {
+			goCommon = append(goCommon, cand{encoder: c.encoder, level: c.level})
+		}
+	}
+	if gnuLike {
+		// Level first, then tool: GNU gzip, pigz, zlib's own header.
+		var byLevel []cand
+		for _, l := range byXFL(zlibLevels()) {
+			byLevel = append(byLevel, cand{encoder: EncoderGNUGzip, level: l}, cand{encoder: EncoderPigz, level: l},
+				cand{encoder: EncoderZlib, level: l})
+		}
+		phases = append(phases, byLevel)
+		var single []cand
+		for _, l := range byXFL([]int{1, 2, 3}) {
+			single = append(single, cand{encoder: EncoderPigz, level: l, single: true})
+		}
+		phases = append(phases, single)
+	}
+	if python {
+		phases = append(phases, zlibPhase(byXFL(zlibLevels())))
+	}
+	phases = append(phases, goCommon)
+	if plain {
+		phases = append(phases, zlibPhase(byXFL(zlibLevels())))
+	}
+	if java || tarfile {
+		levels := zlibLevels()
+		if tarfile {
+			levels = []int{9, 6, 1, 2, 3, 4, 5, 7, 8}
+		}
+		phases = append(phases, zlibPhase(levels))
+	}
+	if goFamily {
+		var rest []cand
 		for _, e := range []string{EncoderStdlib, EncoderPgzip, EncoderKlauspostGzip} {
 			for _, l := range gzipLevels() {
-				rest = append(rest, gzipCandidate{e, l})
+				if xflFor(l) == h.XFL {
+					rest = append(rest, cand{encoder: e, level: l})
+				}
 			}
 		}
 		phases = append(phases, rest)
 	}
-	if h.OS == osUnix && h.Flags&(flagText|flagHCRC|flagExtra|flagComment) == 0 {
-		// GNU gzip (helper only): its default 6, then -9, -1, the rest.
-		var gnu []gzipCandidate
-		for _, l := range []int{6, 9, 1, 2, 3, 4, 5, 7, 8} {
-			gnu = append(gnu, gzipCandidate{EncoderGNUGzip, l})
-		}
-		phases = append(phases, gnu)
-	}
 	// Within a phase, this build's encoders go first (no process to
 	// start), then the helpers' classes.
-	seen := make(map[gzipCandidate]bool)
+	seen := make(map[cand]bool)
 	var out []Encoding
 	for _, list := range phases {
 		var helped []Encoding
 		for _, c := range list {
-			if seen[c] || xflFor(c.level) != h.XFL {
+			if seen[c] {
 				continue
 			}
 			seen[c] = true
 			for i, v := range classesOf(c.encoder) {
 				hdr := h
 				enc := Encoding{Format: FormatGzip, Encoder: c.encoder, Version: v, Level: c.level, Gzip: &hdr}
-				if c.encoder == EncoderPgzip {
+				switch c.encoder {
+				case EncoderPgzip:
 					enc.BlockSize = pgzipDefaultBlockSize
+				case EncoderPigz:
+					enc.BlockSize = pigzDefaultBlockSize
+					if c.single {
+						enc.Pigz = &PigzParams{Single: true}
+					}
 				}
 				if i == 0 {
 					out = append(out, enc)

@@ -33,21 +33,6 @@ func TestDetect(t *testing.T) {
 	}
 }
 
-func TestGoClass(t *testing.T) {
-	for in, want := range map[string]string{
-		"go1.26.8":         "go1.26",
-		"go1.26":           "go1.26",
-		"go1.27.0":         "go1.27",
-		"go1.26rc1":        "go1.26rc1",
-		"devel go1.27-abc": "devel go1.27-abc",
-		"go1":              "go1",
-	} {
-		if got := goClass(in); got != want {
-			t.Errorf("goClass(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
-
 // TestNewWriterRefuses: an Encoding of another output class, or a
 // malformed one, is refused before a byte is written.
 func TestNewWriterRefuses(t *testing.T) {

@@ -33,6 +33,31 @@
 // checksum by default and declares no content size unless told; an input
 // of at most one block becomes a single-segment frame.
 //
+// # Encoders of this package's own
+//
+// Besides the Go standard library (through assembler/deflate, which
+// writes compress/flate's bytes) and the linked klauspost encoders, the
+// zlib family is reproduced by assembler/deflate/zlib (class
+// "zlib-1.2-1.3": Python's gzip and zlib, Java's GZIPOutputStream as Jib
+// writes it, Bazel rules), pigz on top of it (its header, per-block
+// dictionaries and flush markers; "-p 1" and the default differ at levels
+// 1-3) and GNU gzip -1..-9 by assembler/deflate/gnu. No host tool is run:
+// recipes stored as "gnu-gzip 1.12" by the helper that ran the host's
+// gzip map to the built-in class, which writes the same bytes. [Find]
+// narrows the candidates by the header each tool writes (OS byte, XFL,
+// FNAME and MTIME conventions), so a blob costs a few trials at most.
+//
+// # Checkpoints and segments
+//
+// The trial that reproduces a blob can record [Checkpoints] every few MiB
+// of raw input (FindOptions.CheckpointSpacing): the encoder's state at a
+// block boundary, a few dozen bytes to a few KiB, the window not included
+// (it is read again from the raw input). A [Plan] made from them encodes
+// the blob in segments on several goroutines, spliced at their bit
+// offsets ([Plan.Encode]), or starts at the segment holding an offset
+// (ranges). A segment whose output does not come out as its checkpoint
+// says fails with [ErrSegment]: encoding from the start is the way out.
+//
 // # Output classes
 //
 // Deflate and zstd encoders do not promise stable output across versions,

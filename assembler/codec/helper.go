@@ -55,8 +55,7 @@ var loaded struct {
 }
 
 // HelperInfo is a helper program found by LoadHelpers and the output
-// classes it said it writes (none: it cannot write anything here, e.g.
-// the gnu-gzip helper on a host without GNU gzip).
+// classes it said it writes (none: it cannot write anything here).
 type HelperInfo struct {
 	Path    string
 	Classes map[string]string // encoder -> output class
@@ -130,7 +129,7 @@ func addHelper(h *helper) []string {
 	defer loaded.Unlock()
 	var added []string
 	for enc, class := range h.classes {
-		if slices.Contains(classesLocked(enc), class) {
+		if ownClass(enc, class) || slices.Contains(classesLocked(enc), class) {
 			delete(h.classes, enc)
 			continue
 		}
@@ -174,7 +173,7 @@ func classesLocked(encoder string) []string {
 // helperFor returns the helper that writes enc's class, nil if this
 // build writes it itself, and ErrUnavailable if nothing does.
 func helperFor(enc Encoding) (*helper, error) {
-	if v, ok := versionOf(enc.Encoder); ok && v == enc.Version {
+	if ownClass(enc.Encoder, enc.Version) {
 		return nil, nil
 	}
 	loaded.RLock()

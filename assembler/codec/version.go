@@ -1,10 +1,11 @@
 package codec
 
 import (
-	"runtime"
 	"runtime/debug"
-	"strconv"
-	"strings"
+
+	"github.com/chunkyard/chunkyard/assembler/deflate"
+	"github.com/chunkyard/chunkyard/assembler/deflate/gnu"
+	"github.com/chunkyard/chunkyard/assembler/deflate/zlib"
 )
 
 // The klauspost modules this package is built against, which decide the
@@ -20,12 +21,43 @@ const (
 	pgzipVersion    = "v1.2.6"
 )
 
+// pigzClass is the output class of EncoderPigz: pigz 2.x on the zlib
+// releases assembler/deflate/zlib reproduces.
+const pigzClass = "pigz-2 " + zlib.Class
+
+// classAliases maps output classes recorded by earlier versions of this
+// package to the class of this build's encoder that writes the same
+// bytes: "gnu-gzip 1.12" was the class of the encoder helper that ran
+// the host's gzip 1.12, whose output assembler/deflate/gnu reproduces.
+var classAliases = map[[2]string]string{
+	{EncoderGNUGzip, "gnu-gzip 1.12"}: gnu.Class,
+}
+
+// ownClass reports whether this build writes encoder's output class
+// version itself, directly or by an alias.
+func ownClass(encoder, version string) bool {
+	v, ok := versionOf(encoder)
+	if !ok {
+		return false
+	}
+	if a, ok := classAliases[[2]string{encoder, version}]; ok {
+		version = a
+	}
+	return v == version
+}
+
 // versionOf returns the output class this build has for an encoder, and
 // false if it has none.
 func versionOf(encoder string) (string, bool) {
 	switch encoder {
 	case EncoderStdlib:
-		return goClass(runtime.Version()), true
+		return deflate.Class, true
+	case EncoderGNUGzip:
+		return gnu.Class, true
+	case EncoderZlib:
+		return zlib.Class, true
+	case EncoderPigz:
+		return pigzClass, true
 	case EncoderKlauspostGzip, EncoderKlauspostZstd:
 		if !linked(compressPath, compressVersion) {
 			return "", false
@@ -38,23 +70,6 @@ func versionOf(encoder string) (string, bool) {
 		return "klauspost/pgzip " + pgzipVersion + " klauspost/compress " + compressVersion, true
 	}
 	return "", false
-}
-
-// goClass names the standard library's deflate output class after the
-// toolchain's minor release ("go1.26"): output changes, if at all, with a
-// minor release. Anything that is not a plain release (devel, rc) is a
-// class of its own.
-func goClass(v string) string {
-	parts := strings.Split(strings.TrimPrefix(v, "go"), ".")
-	if !strings.HasPrefix(v, "go") || len(parts) < 2 || len(parts) > 3 {
-		return v
-	}
-	for _, p := range parts {
-		if _, err := strconv.Atoi(p); err != nil {
-			return v
-		}
-	}
-	return "go" + parts[0] + "." + parts[1]
 }
 
 // linked reports whether the binary's build information agrees that module

@@ -24,7 +24,10 @@ type ZstdParams struct {
 // (TestZstdConcurrencyIndependent).
 const zstdConcurrency = 2
 
-func newZstdWriter(w io.Writer, enc Encoding, h *helper) (io.WriteCloser, error) {
+func newZstdWriter(w io.Writer, enc Encoding, h *helper, concurrency int) (io.WriteCloser, error) {
+	if concurrency <= 0 {
+		concurrency = zstdConcurrency
+	}
 	p := ZstdParams{Checksum: true}
 	if enc.Zstd != nil {
 		p = *enc.Zstd
@@ -39,13 +42,13 @@ func newZstdWriter(w io.Writer, enc Encoding, h *helper) (io.WriteCloser, error)
 		return nil, fmt.Errorf("%w: zstd content size %d", ErrInvalid, p.ContentSize)
 	}
 	if h != nil {
-		return h.start(w, helperParams{Encoder: enc.Encoder, Level: enc.Level, Concurrency: zstdConcurrency,
+		return h.start(w, helperParams{Encoder: enc.Encoder, Level: enc.Level, Concurrency: concurrency,
 			Checksum: p.Checksum, WindowSize: p.WindowSize, ContentSize: p.ContentSize})
 	}
 	opts := []zstd.EOption{
 		zstd.WithEncoderLevel(level),
 		zstd.WithEncoderCRC(p.Checksum),
-		zstd.WithEncoderConcurrency(zstdConcurrency),
+		zstd.WithEncoderConcurrency(concurrency),
 	}
 	if p.WindowSize != 0 {
 		opts = append(opts, zstd.WithWindowSize(p.WindowSize))

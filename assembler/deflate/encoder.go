@@ -16,6 +16,12 @@ const (
 	DefaultCompression = -1
 )
 
+// Class names the output class this package writes, for recipes to
+// record next to the level: compress/flate as go1.26 writes it. It does
+// not follow the toolchain that builds this package; a later Go whose
+// compress/flate writes other bytes is another class.
+const Class = "go1.26"
+
 // Options configure a [Writer] beyond its level.
 type Options struct {
 	// CheckpointSpacing is the least number of input bytes between two

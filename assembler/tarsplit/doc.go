@@ -18,7 +18,10 @@
 // output is the original tar, bit for bit, including hard links, symlinks,
 // PAX and GNU long-name headers, GNU sparse files (their payload is the
 // archived data fragments, not the expanded file) and garbage after the
-// end-of-archive marker.
+// end-of-archive marker. JoinFrom starts mid-tar: it walks the header
+// stream from its start and opens the content stream only where the tar
+// from that offset on needs it, so that re-encoding a layer from a
+// checkpoint in its middle reads no content before it.
 //
 // Parsing is github.com/vbatts/tar-split's fork of archive/tar, and Join
 // is tar-split's asm.WriteOutputTarStream driven by this package's

@@ -44,7 +44,8 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	convertYield := fs.Duration("convert-yield", 2*time.Minute, "how long one layer conversion may pause, in all, while uploads are in flight (negative: never)")
 	layerCacheSize := sizeFlag(fs, "layer-cache-size", 4<<30, "encoded layers kept for hot pulls in --layer-cache-dir (0: none kept; cold layers are still encoded there while pulled)")
 	layerCacheDir := fs.String("layer-cache-dir", "", "directory of the encoded layer cache (default DATA/layer-cache)")
-	maxEncodes := fs.Int("max-encodes", 0, "layer encodes running at once; more pulls wait (0: 2 per CPU)")
+	maxEncodes := fs.Int("max-encodes", 0, "encoding goroutines running at once, all cold pulls together; more pulls wait (0: 2 per CPU)")
+	encodePar := fs.Int("encode-parallelism", 0, "goroutines (cores) one cold pull of a layer with checkpoints may encode on, while --max-encodes has them free (0: one per CPU)")
 	helperDir := fs.String("codec-helpers", "", codecHelpersUsage)
 	gcConfig := fs.String("gc-config", "", "GC configuration file (TOML; see: chunkyard gc --example); default: the one set over the admin API, else the defaults (hourly, no retention policy)")
 	adminAddr := fs.String("admin-addr", "", "if set, serve the admin API (GC configuration and runs) on this address; it has no authentication: keep it on loopback")
@@ -72,6 +73,8 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return fmt.Errorf("--max-inflate-ratio %g: must be positive", *maxRatio)
 	case *maxEncodes < 0:
 		return fmt.Errorf("--max-encodes %d: must be 0 or more", *maxEncodes)
+	case *encodePar < 0:
+		return fmt.Errorf("--encode-parallelism %d: must be 0 or more", *encodePar)
 	}
 	gcFileCfg, err := readGCConfigFile(*gcConfig)
 	if err != nil {
@@ -124,12 +127,13 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	layerCache.SyncEntries()
 	svc, err := registry.New(data.graph, data.store, registry.Options{
-		UploadDir:       filepath.Join(sf.data, "uploads"),
-		UploadTTL:       *uploadTTL,
-		MaxManifestSize: *maxManifest,
-		Logger:          log,
-		LayerCache:      layerCache,
-		MaxEncodes:      *maxEncodes,
+		UploadDir:         filepath.Join(sf.data, "uploads"),
+		UploadTTL:         *uploadTTL,
+		MaxManifestSize:   *maxManifest,
+		Logger:            log,
+		LayerCache:        layerCache,
+		MaxEncodes:        *maxEncodes,
+		EncodeParallelism: *encodePar,
 		Convert: registry.ConvertOptions{
 			Workers:     *convertWorkers,
 			PendingDir:  filepath.Join(sf.data, "pending"),
@@ -273,7 +277,7 @@ func helpersFound() string {
 		parts = append(parts, fmt.Sprintf("%s writes %s", filepath.Base(h.Path), desc))
 	}
 	return "the encoder helpers found: " + strings.Join(parts, "; ") +
-		". A helper that is there but writes another class runs a tool that changed on this host (chunkyard-codec-gnu-gzip runs the host's gzip, whose release must match)"
+		". A helper that is there but writes another class is not the build this server expects: rebuild the helpers with scripts/build"
 }
 
 // codecHelpersUsage is the --codec-helpers flag's usage.

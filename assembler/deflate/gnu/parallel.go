@@ -41,14 +41,35 @@ func EncodeParallel(ctx context.Context, dst io.Writer, src io.ReaderAt, size in
 		if k < len(cps) {
 			stop = &cps[k]
 		}
-		return encodeSegment(ctx, w, src, size, level, start, stop)
+		return EncodeSegment(ctx, w, src, size, level, start, stop)
 	}
 	return zseg.Run(ctx, dst, len(cps)+1, workers, encode)
 }
 
-// encodeSegment encodes from start (nil: the stream's start) to stop
-// (nil: the end).
-func encodeSegment(ctx context.Context, w io.Writer, src io.ReaderAt, size int64, level int, start, stop *Checkpoint) (byte, int, error) {
+// SegmentInput is the input range [from, to) that EncodeSegment reads
+// for the segment between start and stop: the history before start
+// (from its HistoryStart; 0 for the stream's start) up to the lookahead
+// the encoder had read when it cut the block at stop (size for the last
+// segment).
+func SegmentInput(start, stop *Checkpoint, size int64) (from, to int64) {
+	if start != nil {
+		from = start.HistoryStart()
+	}
+	to = size
+	if stop != nil {
+		to = min(size, stop.In-int64(stop.Window)+int64(stop.DataEnd))
+	}
+	return from, to
+}
+
+// EncodeSegment writes to w the output of one segment of an encode of
+// the size bytes of src at level: from checkpoint start (nil: the
+// stream's start) to checkpoint stop (nil: the stream's end), reading src
+// only within SegmentInput. Its first byte carries the bits from
+// start.Out rounded down, those before start.Out zero; the last, partial
+// byte of a segment that ends at stop is not written but returned as
+// tail with its tailBits low bits set (see Splicer).
+func EncodeSegment(ctx context.Context, w io.Writer, src io.ReaderAt, size int64, level int, start, stop *Checkpoint) (byte, int, error) {
 	var z *Writer
 	from := int64(0)
 	if start == nil {
@@ -70,12 +91,9 @@ func encodeSegment(ctx context.Context, w io.Writer, src io.ReaderAt, size int64
 			return 0, 0, err
 		}
 	}
-	end := size
-	if stop != nil {
-		// The encoder had read up to the end of its window's data when it
-		// cut the block at stop: give it exactly that.
-		end = min(size, stop.In-int64(stop.Window)+int64(stop.DataEnd))
-	}
+	// The encoder had read up to the end of its window's data when it
+	// cut the block at stop: give it exactly that.
+	_, end := SegmentInput(start, stop, size)
 	buf := make([]byte, copyChunk)
 	for off := from; off < end; {
 		if err := ctx.Err(); err != nil {
