@@ -219,6 +219,7 @@ func (s *Service) PutManifest(ctx context.Context, repo, ref, contentType string
 	if err != nil {
 		return "", "", err
 	}
+	s.scanManifest(ctx, d, mediaType, body)
 	return d, m.Subject, nil
 }
 
