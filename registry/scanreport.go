@@ -175,6 +175,57 @@ func (s *Service) ScanReport(ctx context.Context, repo, ref string) (*ScanResult
 	return res, nil
 }
 
+// ScanNow is ScanReport after analyzing, here and now, the layers of the
+// image (or of an index's images) that have no inventory: for a scan of
+// a stopped data dir, where no worker runs.
+func (s *Service) ScanNow(ctx context.Context, repo, ref string) (*ScanResult, error) {
+	if !s.scans.on() {
+		return nil, ErrScanningOff
+	}
+	m, err := s.StatManifest(ctx, repo, ref)
+	if err != nil {
+		return nil, err
+	}
+	images := []digest.Digest{m.Digest}
+	if isIndex(m.MediaType) {
+		body, err := s.manifestBodyOf(ctx, m.Digest)
+		if err != nil {
+			return nil, err
+		}
+		images = images[:0]
+		for _, desc := range body.Manifests {
+			images = append(images, desc.Digest)
+		}
+	}
+	db := s.scans.db
+	for _, d := range images {
+		res, err := s.imageScan(ctx, d) // records the image if need be
+		if errors.Is(err, ErrNotImage) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if res.Status == ScanDone {
+			continue
+		}
+		rec, _, err := db.Image(ctx, string(d))
+		if err != nil {
+			return nil, err
+		}
+		_, waiting, _, err := db.ImageLayers(ctx, rec)
+		if err != nil {
+			return nil, err
+		}
+		for _, l := range waiting {
+			if _, err := s.AnalyzeLayer(ctx, digest.Digest(l)); err != nil {
+				return nil, fmt.Errorf("analyzing layer %s: %w", l, err)
+			}
+		}
+	}
+	return s.ScanReport(ctx, repo, ref)
+}
+
 // imageScan returns the scan of image manifest d.
 func (s *Service) imageScan(ctx context.Context, d digest.Digest) (*ScanResult, error) {
 	db := s.scans.db
@@ -328,7 +379,8 @@ type ImportResult struct {
 	// images holding one are matched again.
 	ChangedPackages int           `json:"changed_packages"`
 	Feed            scan.FeedInfo `json:"feed"`
-	changed         []scan.PackageKey
+	// Changed are those packages (for Rematch).
+	Changed []scan.PackageKey `json:"-"`
 }
 
 // maxRecordSize bounds one OSV JSON record posted alone.
@@ -403,7 +455,7 @@ func (s *Service) ImportAdvisoriesPath(ctx context.Context, path string) (Import
 // re-matcher.
 func (s *Service) imported(st scan.ImportStats, err error) (ImportResult, error) {
 	res := ImportResult{Read: st.Read, Added: st.Added, Updated: st.Updated, Unchanged: st.Unchanged,
-		Withdrawn: st.Withdrawn, Bad: st.Bad, BadRecords: st.BadRecords, ChangedPackages: len(st.Changed), changed: st.Changed}
+		Withdrawn: st.Withdrawn, Bad: st.Bad, BadRecords: st.BadRecords, ChangedPackages: len(st.Changed), Changed: st.Changed}
 	fi, ferr := s.scans.db.Feed(context.Background())
 	res.Feed = fi
 	if err == nil {

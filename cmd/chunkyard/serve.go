@@ -47,7 +47,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	maxEncodes := fs.Int("max-encodes", 0, "layer encodes running at once; more pulls wait (0: 2 per CPU)")
 	helperDir := fs.String("codec-helpers", "", codecHelpersUsage)
 	gcConfig := fs.String("gc-config", "", "GC configuration file (TOML; see: chunkyard gc --example); default: the one set over the admin API, else the defaults (hourly, no retention policy)")
-	adminAddr := fs.String("admin-addr", "", "if set, serve the admin API (GC configuration and runs) on this address; it has no authentication: keep it on loopback")
+	adminAddr := fs.String("admin-addr", "", "if set, serve the admin API (GC configuration and runs, advisory imports) on this address; it has no authentication: keep it on loopback")
+	scanWorkers := fs.Int("scan-workers", 1, "layers analyzed at once for vulnerability scanning, in the background; 0: no scanning")
+	scanMaxFile := sizeFlag(fs, "scan-max-file-size", 256<<20, "files an analyzer wants that are larger are skipped with a note")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	debugAddr := fs.String("debug-addr", "", "if set, serve Go's pprof profiles on this address (keep it on loopback)")
 	if err := parseFlags(fs, args); err != nil {
@@ -72,6 +74,8 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return fmt.Errorf("--max-inflate-ratio %g: must be positive", *maxRatio)
 	case *maxEncodes < 0:
 		return fmt.Errorf("--max-encodes %d: must be 0 or more", *maxEncodes)
+	case *scanWorkers < 0:
+		return fmt.Errorf("--scan-workers %d: must be 0 or more", *scanWorkers)
 	}
 	gcFileCfg, err := readGCConfigFile(*gcConfig)
 	if err != nil {
@@ -137,6 +141,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 			MaxRatio:    *maxRatio,
 			MaxYield:    *convertYield,
 		},
+		Scan: registry.ScanOptions{Workers: *scanWorkers, MaxFileSize: *scanMaxFile},
 	})
 	if err != nil {
 		return err
@@ -171,7 +176,12 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}()
 
 	if aln != nil {
-		asrv := &http.Server{Handler: gcs.handler(), ReadHeaderTimeout: 30 * time.Second, BaseContext: func(net.Listener) context.Context { return bg }}
+		admin := http.NewServeMux()
+		vulndb := vulndbHandler(svc, "", log) // vulndb.go
+		admin.Handle("/admin/vulndb", vulndb)
+		admin.Handle("/admin/vulndb/", vulndb)
+		admin.Handle("/", gcs.handler())
+		asrv := &http.Server{Handler: admin, ReadHeaderTimeout: 30 * time.Second, BaseContext: func(net.Listener) context.Context { return bg }}
 		go asrv.Serve(aln)
 		defer asrv.Close()
 		log.Info("serving the admin API", "addr", aln.Addr().String())
