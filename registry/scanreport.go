@@ -279,25 +279,32 @@ func (s *Service) imageScan(ctx context.Context, d digest.Digest) (*ScanResult, 
 // instead. mt, if not nil, is the Matcher to use (a re-match of many
 // images).
 func (s *Service) imageReport(ctx context.Context, mt *scan.Matcher, d digest.Digest, rec *scan.ImageRecord, layers []scan.LayerInventory, failed map[string]scan.Abandoned, useCache bool) (*scan.Report, error) {
+	r, keep, err := s.matchImage(ctx, mt, d, rec, layers, failed, useCache)
+	if err == nil && keep {
+		err = s.scans.db.PutReport(ctx, string(d), r)
+	}
+	return r, err
+}
+
+// matchImage is imageReport without storing the report; keep says it is
+// to be stored (matched now, against a feed that did not change
+// meanwhile).
+func (s *Service) matchImage(ctx context.Context, mt *scan.Matcher, d digest.Digest, rec *scan.ImageRecord, layers []scan.LayerInventory, failed map[string]scan.Abandoned, useCache bool) (*scan.Report, bool, error) {
 	db := s.scans.db
 	if useCache {
 		if r, ok, err := db.CachedReport(ctx, string(d)); err != nil {
-			return nil, err
+			return nil, false, err
 		} else if ok {
 			cur, fresh, err := db.Fresh(ctx, r)
 			if err != nil {
-				return nil, err
+				return nil, false, err
 			}
 			if fresh {
-				if r.Feed.Generation != cur.Generation {
-					// The generations since changed none of its packages:
-					// it is this feed's report too.
-					r.Feed = cur
-					if err := db.PutReport(ctx, string(d), r); err != nil {
-						return nil, err
-					}
-				}
-				return r, nil
+				// If generations passed, they changed none of its
+				// packages: it is this feed's report too.
+				keep := r.Feed.Generation != cur.Generation
+				r.Feed = cur
+				return r, keep, nil
 			}
 		}
 	}
@@ -313,23 +320,18 @@ func (s *Service) imageReport(ctx context.Context, mt *scan.Matcher, d digest.Di
 	}
 	r, err := mt.Report(ctx, string(d), layers)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	r.Notes = append(append([]scan.Note{}, rec.Notes...), r.Notes...)
 	after, err := db.Feed(ctx)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	importing, err := db.Importing(ctx)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	if after.Generation == r.Feed.Generation && !importing {
-		if err := db.PutReport(ctx, string(d), r); err != nil {
-			return nil, err
-		}
-	}
-	return r, nil
+	return r, after.Generation == r.Feed.Generation && !importing, nil
 }
 
 // reportImage matches image d if all its layers are analyzed, so that
@@ -341,17 +343,26 @@ func (s *Service) reportImage(ctx context.Context, d digest.Digest) {
 }
 
 func (s *Service) reportImageWith(ctx context.Context, mt *scan.Matcher, d digest.Digest) error {
+	r, keep, err := s.matchStored(ctx, mt, nil, d)
+	if err == nil && keep {
+		err = s.scans.db.PutReport(ctx, string(d), r)
+	}
+	return err
+}
+
+// matchStored matches image d if all its layers are analyzed (nil if
+// not); keep as for matchImage.
+func (s *Service) matchStored(ctx context.Context, mt *scan.Matcher, invs map[string]*scan.Inventory, d digest.Digest) (*scan.Report, bool, error) {
 	db := s.scans.db
 	rec, ok, err := db.Image(ctx, string(d))
 	if err != nil || !ok {
-		return err
+		return nil, false, err
 	}
-	done, waiting, failed, err := db.ImageLayers(ctx, rec)
+	done, waiting, failed, err := db.ImageLayersCached(ctx, rec, invs)
 	if err != nil || len(waiting) > 0 {
-		return err
+		return nil, false, err
 	}
-	_, err = s.imageReport(ctx, mt, d, rec, done, failed, false)
-	return err
+	return s.matchImage(ctx, mt, d, rec, done, failed, false)
 }
 
 // reportImagesOf reports the images holding layer that it completes.
@@ -541,17 +552,41 @@ func (s *Service) Rematch(ctx context.Context, changed []scan.PackageKey, all bo
 		list = append(list, m)
 	}
 	sort.Strings(list)
+	// One Matcher for all: the advisories and verdicts of the packages
+	// the images share are read and evaluated once. Reports are stored
+	// many to a batch.
 	mt := db.NewMatcher()
+	invs := map[string]*scan.Inventory{}
+	batch := map[string]*scan.Report{}
 	for _, m := range list {
-		if err := s.reportImageWith(ctx, mt, digest.Digest(m)); err != nil {
+		r, keep, err := s.matchStored(ctx, mt, invs, digest.Digest(m))
+		if err != nil {
 			return st, err
+		}
+		if r == nil {
+			continue // not all its layers analyzed: matched when they are
+		}
+		if keep {
+			batch[m] = r
+		}
+		if len(batch) == rematchBatch {
+			if err := db.PutReports(ctx, batch); err != nil {
+				return st, err
+			}
+			clear(batch)
 		}
 		st.Images++
 		s.scans.rematched.Add(1)
 	}
+	if err := db.PutReports(ctx, batch); err != nil {
+		return st, err
+	}
 	st.Duration = time.Since(start)
 	return st, nil
 }
+
+// rematchBatch is how many reports a re-match stores per index batch.
+const rematchBatch = 256
 
 // addChanges hands an import's changed packages to the re-matcher.
 func (sc *scanner) addChanges(keys []scan.PackageKey) {

@@ -119,6 +119,23 @@ func (db *DB) PutReport(ctx context.Context, manifest string, r *Report) error {
 	return db.kv.Apply(&b)
 }
 
+// PutReports keeps many images' reports (by manifest digest) in one
+// batch.
+func (db *DB) PutReports(ctx context.Context, reports map[string]*Report) error {
+	var b Batch
+	for m, r := range reports {
+		v, err := json.Marshal(r)
+		if err != nil {
+			return fmt.Errorf("scan: encoding report: %w", err)
+		}
+		b.Set([]byte(keyReport+m), v)
+	}
+	if b.Len() == 0 {
+		return nil
+	}
+	return db.kv.Apply(&b)
+}
+
 // CachedReport returns the report kept for an image; false if none.
 // Whether it is still valid for the feed is Fresh's question.
 func (db *DB) CachedReport(ctx context.Context, manifest string) (*Report, bool, error) {
@@ -214,10 +231,25 @@ func (db *DB) Layers(ctx context.Context, fn func(layer string) error) error {
 // per layer, bottom first (nil for a layer without one), waiting the
 // layers queued or not analyzed yet, failed the layers given up on.
 func (db *DB) ImageLayers(ctx context.Context, rec *ImageRecord) (done []LayerInventory, waiting []string, failed map[string]Abandoned, err error) {
+	return db.ImageLayersCached(ctx, rec, nil)
+}
+
+// ImageLayersCached is ImageLayers keeping the inventories it decodes in
+// cache (if not nil; at most maxCachedInventories), for the many images of a re-match
+// that share layers. The inventories are shared: read them only.
+func (db *DB) ImageLayersCached(ctx context.Context, rec *ImageRecord, cache map[string]*Inventory) (done []LayerInventory, waiting []string, failed map[string]Abandoned, err error) {
 	for _, l := range rec.Layers {
-		inv, ok, err := db.Inventory(ctx, l)
-		if err != nil {
-			return nil, nil, nil, err
+		inv, ok := cache[l]
+		if !ok {
+			if inv, ok, err = db.Inventory(ctx, l); err != nil {
+				return nil, nil, nil, err
+			}
+			if ok && cache != nil {
+				if len(cache) >= maxCachedInventories {
+					clear(cache)
+				}
+				cache[l] = inv
+			}
 		}
 		if ok {
 			done = append(done, LayerInventory{Digest: l, Inventory: inv})
@@ -239,3 +271,7 @@ func (db *DB) ImageLayers(ctx context.Context, rec *ImageRecord) (done []LayerIn
 	}
 	return done, waiting, failed, nil
 }
+
+// maxCachedInventories bounds ImageLayersCached's cache (an inventory of
+// a root file system decodes to a few hundred KiB).
+const maxCachedInventories = 1024
