@@ -84,32 +84,6 @@ func (db *DB) Inventory(ctx context.Context, layer string) (*Inventory, bool, er
 	return &inv, true, nil
 }
 
-// DeleteInventories removes every inventory of a layer (all analyzer
-// versions) and its reverse index entries: for GC, when the layer goes.
-func (db *DB) DeleteInventories(ctx context.Context, layer string) error {
-	if err := checkLayerKey(layer); err != nil {
-		return err
-	}
-	var batch Batch
-	err := db.kv.Scan(ctx, []byte(keyInventory+layer+"/"), func(k, v []byte) error {
-		batch.Delete(k)
-		var inv Inventory
-		if json.Unmarshal(v, &inv) == nil {
-			for _, pk := range packageLayerKeys(layer, &inv) {
-				batch.Delete(pk)
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	if batch.Len() == 0 {
-		return nil
-	}
-	return db.kv.Apply(&batch)
-}
-
 func checkLayerKey(layer string) error {
 	if layer == "" || strings.ContainsAny(layer, "/\x00") {
 		return fmt.Errorf("scan: bad layer digest %q", layer)
