@@ -291,10 +291,18 @@ func (s *Service) imageReport(ctx context.Context, mt *scan.Matcher, d digest.Di
 // meanwhile).
 func (s *Service) matchImage(ctx context.Context, mt *scan.Matcher, d digest.Digest, rec *scan.ImageRecord, layers []scan.LayerInventory, failed map[string]scan.Abandoned, useCache bool) (*scan.Report, bool, error) {
 	db := s.scans.db
+	for i, l := range layers {
+		if l.Inventory == nil {
+			a := failed[l.Digest]
+			layers[i].Inventory = &scan.Inventory{AnalyzerVersion: scan.AnalyzerVersion, Packages: []scan.Package{}, Incomplete: true,
+				Notes: []scan.Note{{Message: fmt.Sprintf("layer not analyzed: given up after %d attempts: %s", a.Attempts, a.LastError)}}}
+		}
+	}
 	if useCache {
 		if r, ok, err := db.CachedReport(ctx, string(d)); err != nil {
 			return nil, false, err
 		} else if ok {
+			r.Packages = scan.Union(layers).Packages
 			cur, fresh, err := db.Fresh(ctx, r)
 			if err != nil {
 				return nil, false, err
@@ -306,13 +314,6 @@ func (s *Service) matchImage(ctx context.Context, mt *scan.Matcher, d digest.Dig
 				r.Feed = cur
 				return r, keep, nil
 			}
-		}
-	}
-	for i, l := range layers {
-		if l.Inventory == nil {
-			a := failed[l.Digest]
-			layers[i].Inventory = &scan.Inventory{AnalyzerVersion: scan.AnalyzerVersion, Packages: []scan.Package{}, Incomplete: true,
-				Notes: []scan.Note{{Message: fmt.Sprintf("layer not analyzed: given up after %d attempts: %s", a.Attempts, a.LastError)}}}
 		}
 	}
 	if mt == nil {

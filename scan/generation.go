@@ -79,7 +79,8 @@ func (db *DB) RecoverImport(ctx context.Context) error {
 // Fresh reports whether report r, matched at the generation r.Feed names,
 // is what a match against the feed as it is now would give, and returns
 // the feed as it is now. It reads no layer and matches nothing: it checks
-// the packages of the generations since r's against r's packages. While
+// the packages of the generations since r's against r's packages (which
+// the caller fills in: CachedReport leaves them out). While
 // an import is writing, a report of the generation before it is fresh
 // (for that generation: the feed the import has not finished).
 func (db *DB) Fresh(ctx context.Context, r *Report) (FeedInfo, bool, error) {

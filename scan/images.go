@@ -108,15 +108,11 @@ func (db *DB) DeleteImage(ctx context.Context, manifest string) error {
 }
 
 // PutReport keeps an image's report; r.Feed says which generation it was
-// matched at.
+// matched at. Its packages are not kept (they are the union of the
+// layers' inventories, which are): a report kept is its findings, notes
+// and statistics, whose size follows the findings, not the image.
 func (db *DB) PutReport(ctx context.Context, manifest string, r *Report) error {
-	v, err := json.Marshal(r)
-	if err != nil {
-		return fmt.Errorf("scan: encoding report: %w", err)
-	}
-	var b Batch
-	b.Set([]byte(keyReport+manifest), v)
-	return db.kv.Apply(&b)
+	return db.PutReports(ctx, map[string]*Report{manifest: r})
 }
 
 // PutReports keeps many images' reports (by manifest digest) in one
@@ -124,7 +120,9 @@ func (db *DB) PutReport(ctx context.Context, manifest string, r *Report) error {
 func (db *DB) PutReports(ctx context.Context, reports map[string]*Report) error {
 	var b Batch
 	for m, r := range reports {
-		v, err := json.Marshal(r)
+		kept := *r
+		kept.Packages = nil
+		v, err := json.Marshal(&kept)
 		if err != nil {
 			return fmt.Errorf("scan: encoding report: %w", err)
 		}
@@ -136,8 +134,9 @@ func (db *DB) PutReports(ctx context.Context, reports map[string]*Report) error 
 	return db.kv.Apply(&b)
 }
 
-// CachedReport returns the report kept for an image; false if none.
-// Whether it is still valid for the feed is Fresh's question.
+// CachedReport returns the report kept for an image, without its
+// packages (Union of the layers gives them); false if none. Whether it is
+// still valid for the feed is Fresh's question.
 func (db *DB) CachedReport(ctx context.Context, manifest string) (*Report, bool, error) {
 	v, err := db.kv.Get([]byte(keyReport + manifest))
 	if errors.Is(err, ErrNotFound) {
