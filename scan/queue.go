@@ -162,7 +162,7 @@ func (db *DB) Due(ctx context.Context, now time.Time, n int) ([]QueueEntry, time
 		if len(k) < len(keySchedule)+8 {
 			return fmt.Errorf("scan: bad schedule key %q", k)
 		}
-		due := time.Unix(0, int64(binary.BigEndian.Uint64(k[len(keySchedule):])))
+		due := time.Unix(0, int64(binary.BigEndian.Uint64(k[len(keySchedule):]))).UTC()
 		if due.After(now) {
 			next = due
 			return errStop
