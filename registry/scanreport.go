@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/chunkyard/chunkyard/refgraph"
@@ -553,16 +555,48 @@ func (s *Service) Rematch(ctx context.Context, changed []scan.PackageKey, all bo
 		list = append(list, m)
 	}
 	sort.Strings(list)
-	// One Matcher for all: the advisories and verdicts of the packages
-	// the images share are read and evaluated once. Reports are stored
-	// many to a batch.
+	// One goroutine per CPU, each with its own Matcher, over a share of
+	// the images: the advisories and verdicts of the packages its images
+	// share are read and evaluated once. Reports are stored many to a
+	// batch.
+	workers := min(runtime.GOMAXPROCS(0), max(1, len(list)/64))
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		first error
+		done  int
+	)
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			n, err := s.rematchShare(ctx, list[w*len(list)/workers:(w+1)*len(list)/workers])
+			mu.Lock()
+			defer mu.Unlock()
+			done += n
+			if err != nil && first == nil {
+				first = err
+			}
+		}()
+	}
+	wg.Wait()
+	st.Images = done
+	st.Duration = time.Since(start)
+	return st, first
+}
+
+// rematchShare matches images again with one Matcher and returns how
+// many it matched.
+func (s *Service) rematchShare(ctx context.Context, list []string) (int, error) {
+	db := s.scans.db
 	mt := db.NewMatcher()
 	invs := map[string]*scan.Inventory{}
 	batch := map[string]*scan.Report{}
+	n := 0
 	for _, m := range list {
 		r, keep, err := s.matchStored(ctx, mt, invs, digest.Digest(m))
 		if err != nil {
-			return st, err
+			return n, err
 		}
 		if r == nil {
 			continue // not all its layers analyzed: matched when they are
@@ -572,18 +606,14 @@ func (s *Service) Rematch(ctx context.Context, changed []scan.PackageKey, all bo
 		}
 		if len(batch) == rematchBatch {
 			if err := db.PutReports(ctx, batch); err != nil {
-				return st, err
+				return n, err
 			}
 			clear(batch)
 		}
-		st.Images++
+		n++
 		s.scans.rematched.Add(1)
 	}
-	if err := db.PutReports(ctx, batch); err != nil {
-		return st, err
-	}
-	st.Duration = time.Since(start)
-	return st, nil
+	return n, db.PutReports(ctx, batch)
 }
 
 // rematchBatch is how many reports a re-match stores per index batch.
