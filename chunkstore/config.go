@@ -5,9 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 
+	"github.com/chunkyard/chunkyard/internal/fsutil"
+	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/restic/chunker"
 )
 
@@ -54,9 +55,9 @@ func validateChunkSizes(minSize, maxSize, averageBits int) error {
 
 // loadOrCreateConfig reads Dir/config.json, or writes a new one with a
 // random polynomial and the sizes in opts when there is none.
-func loadOrCreateConfig(dir string, opts Options) (config, bool, error) {
+func loadOrCreateConfig(fsys vfs.FS, dir string, opts Options) (config, bool, error) {
 	path := filepath.Join(dir, configFileName)
-	b, err := os.ReadFile(path)
+	b, err := fsutil.ReadFile(fsys, path)
 	switch {
 	case err == nil:
 		var c config
@@ -85,7 +86,7 @@ func loadOrCreateConfig(dir string, opts Options) (config, bool, error) {
 	if err := c.validate(); err != nil {
 		return config{}, false, fmt.Errorf("create config: %w", err)
 	}
-	if err := writeConfig(dir, c); err != nil {
+	if err := writeConfig(fsys, dir, c); err != nil {
 		return config{}, false, err
 	}
 	return c, true, nil
@@ -93,35 +94,13 @@ func loadOrCreateConfig(dir string, opts Options) (config, bool, error) {
 
 // writeConfig writes config.json atomically: temp file, fsync, rename,
 // fsync of the directory.
-func writeConfig(dir string, c config) (err error) {
+func writeConfig(fsys vfs.FS, dir string, c config) error {
 	b, err := json.MarshalIndent(c, "", "  ")
 	if err != nil {
 		return fmt.Errorf("write config: %w", err)
 	}
 	b = append(b, '\n')
-	f, err := os.CreateTemp(dir, "."+configFileName+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("write config: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			_ = f.Close()
-			_ = os.Remove(f.Name())
-		}
-	}()
-	if _, err := f.Write(b); err != nil {
-		return fmt.Errorf("write config: %w", err)
-	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("write config: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("write config: %w", err)
-	}
-	if err := os.Rename(f.Name(), filepath.Join(dir, configFileName)); err != nil {
-		return fmt.Errorf("write config: %w", err)
-	}
-	if err := syncDir(dir); err != nil {
+	if err := fsutil.WriteFileAtomic(fsys, filepath.Join(dir, configFileName), b); err != nil {
 		return fmt.Errorf("write config: %w", err)
 	}
 	return nil

@@ -7,15 +7,18 @@ import (
 )
 
 // TestImports pins what chunkstore may import: the standard library, the
-// chunker and zstd. It knows nothing of repos, manifests or the index.
+// chunker, zstd, and Pebble's file-system interface (with the helpers over
+// it). It knows nothing of repos, manifests or the index.
 func TestImports(t *testing.T) {
 	pkg, err := build.ImportDir(".", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	allowed := map[string]bool{
-		"github.com/restic/chunker":          true,
-		"github.com/klauspost/compress/zstd": true,
+		"github.com/restic/chunker":                      true,
+		"github.com/klauspost/compress/zstd":             true,
+		"github.com/cockroachdb/pebble/v2/vfs":           true,
+		"github.com/chunkyard/chunkyard/internal/fsutil": true,
 	}
 	for _, imp := range pkg.Imports {
 		first, _, _ := strings.Cut(imp, "/")

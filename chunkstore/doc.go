@@ -10,6 +10,7 @@
 //	  config.json   version, chunker polynomial and chunk sizes (written once, atomically)
 //	  lock          flock(2)ed while a Store has the directory open
 //	  staging/      open packs, one file per pack, named like the pack
+//	                (and sealed ones not handed to the backend yet)
 //	  packs/ab/abcd...   sealed packs, when Options.Backend is nil (LocalBackend)
 //
 // # Chunking
@@ -62,21 +63,50 @@
 //
 // # Durability and crashes
 //
-// An open pack lives in staging/ and is fsynced before Write returns, so an
-// acknowledged chunk survives a crash. A pack is sealed when it reaches
-// Options.PackSize (and at Close): the trailer is appended and fsynced, then
-// the file is moved to the Backend and removed from staging/: at once by
-// rename for a local backend; for a remote one (S3) by a background
-// uploader that retries with backoff while the backend fails, so that no
-// Write waits for an upload. Until then the pack is read from staging/. On Open, every file left in staging/
-// is a pack that was open when the process died: its records are scanned
-// from the start, keeping each whose header is complete and whose CRCs
-// match, and the file is cut at the first bad or torn record; the trailer is
-// then written and the pack sealed. A staging pack without a valid record is
-// deleted. Sealed packs still in staging are handed over before Open
-// returns (if the backend answers). If handing a sealed pack to the Backend fails, the pack stays
-// readable in staging/ and the hand-over is retried at the next seal, at
-// Close, and at the next Open.
+// Every file of the store goes through Options.FS (a vfs.FS; the
+// operating system's by default), so that tests can drop what was not
+// fsynced, as a power loss does, or inject disk errors. The rules:
+//
+//   - A new directory (the store's, staging/, packs/ and its fan-out
+//     directories) is made durable in its parent, up to the first that
+//     existed. config.json is written to a temporary file, fsynced,
+//     renamed into place, and the directory fsynced.
+//   - A new pack is created in staging/ with its header, and staging/ is
+//     fsynced before any of its records can be acknowledged. Write (and
+//     Rewrite) returns only after an fsync of every pack it appended to,
+//     so an acknowledged chunk survives a power loss; concurrent calls
+//     share fsyncs.
+//   - A failed write stops appends to its pack (the part of a record it may
+//     have left past the last complete one cannot be cut off through
+//     vfs.FS): the pack stays readable and the next Open seals it. A
+//     failed fsync fails its pack for good: no acknowledgement rests on
+//     data whose fsync failed, even if a later fsync succeeds.
+//   - A pack is sealed when it reaches Options.PackSize (and at Close): the
+//     trailer is appended and the pack fsynced. It then goes to the
+//     Backend: a local one hard-links it into packs/, fsyncs that
+//     directory, and only then removes it from staging/ and fsyncs
+//     staging/, so that the pack is durable under one name at least at
+//     every instant; for a remote one (S3) a background uploader Puts it
+//     (retrying with backoff while the backend fails, so that no Write
+//     waits for an upload), then removes it from staging/ likewise. Until
+//     then the pack is read from staging/.
+//   - A pack is deleted (after GC retired it) by removing it and fsyncing
+//     its directory.
+//
+// On Open, every pack file left in staging/ was open, or sealed but not
+// handed over, when the process stopped. Its records are scanned from the
+// start, keeping each whose header is complete and whose CRCs match, up
+// to the first bad or torn one. A pack whose trailer lists exactly the
+// records that check out was sealed: it is handed over as it is. Any other
+// is sealed: if something follows its last good record, the good records
+// are first copied to staging/.NAME.recover, which is fsynced and renamed
+// over the pack (staging/ fsynced), since the trailer must end the file;
+// then the trailer is appended and fsynced. A staging pack without a
+// valid record is deleted, and so is a .recover file a crash left. Sealed
+// packs still in staging are handed over before Open returns (if the
+// backend answers). If handing a sealed pack to the Backend fails, the
+// pack stays readable in staging/ and the hand-over is retried at the next
+// seal, at Close, and at the next Open.
 //
 // # Reads
 //

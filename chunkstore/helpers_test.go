@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/restic/chunker"
 )
 
@@ -57,7 +58,7 @@ func writeFixedConfig(t testing.TB, dir string, minChunk, maxChunk, averageBits 
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	err := writeConfig(dir, config{Version: configVersion, Polynomial: testPol, MinChunk: minChunk, MaxChunk: maxChunk, AverageBits: averageBits})
+	err := writeConfig(vfs.Default, dir, config{Version: configVersion, Polynomial: testPol, MinChunk: minChunk, MaxChunk: maxChunk, AverageBits: averageBits})
 	if err != nil {
 		t.Fatal(err)
 	}

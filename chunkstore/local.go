@@ -6,16 +6,23 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
 	"path/filepath"
+	"slices"
 	"syscall"
+
+	"github.com/chunkyard/chunkyard/internal/fsutil"
+	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
 // LocalBackend keeps objects as files under a directory, fanned out into
 // subdirectories named by the first two characters of the object name
-// (dir/ab/abcdef...). Writes go to a temporary file that is fsynced, renamed
-// into place, and made durable by fsyncing the directory.
+// (dir/ab/abcdef...). Put writes a temporary file that is fsynced, renamed
+// into place, and made durable by fsyncing the directory; Adopt hard-links
+// the fsynced file into place, fsyncs that directory, and only then
+// removes the old name (and fsyncs its directory), so that at every
+// instant the object is durable under at least one name.
 type LocalBackend struct {
+	fs  vfs.FS
 	dir string
 }
 
@@ -25,36 +32,33 @@ var (
 	_ Stater  = (*LocalBackend)(nil)
 )
 
-// NewLocalBackend returns a LocalBackend storing objects under dir, which is
-// created if missing.
+// NewLocalBackend returns a LocalBackend storing objects under dir on the
+// operating system's file system; dir is created if missing.
 func NewLocalBackend(dir string) (*LocalBackend, error) {
+	return NewLocalBackendFS(vfs.Default, dir)
+}
+
+// NewLocalBackendFS is NewLocalBackend on file system fsys.
+func NewLocalBackendFS(fsys vfs.FS, dir string) (*LocalBackend, error) {
 	if dir == "" {
 		return nil, errors.New("chunkstore: local backend: empty directory")
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	fsys = fsutil.OrDefault(fsys)
+	if err := fsutil.MkdirAll(fsys, dir, 0o755); err != nil {
 		return nil, fmt.Errorf("chunkstore: local backend: %w", err)
 	}
-	if err := syncDir(filepath.Dir(dir)); err != nil {
-		return nil, fmt.Errorf("chunkstore: local backend: %w", err)
-	}
-	return &LocalBackend{dir: dir}, nil
+	return &LocalBackend{fs: fsys, dir: dir}, nil
 }
 
 // objectPath returns the file of object name, creating its fan-out
-// directory if mkdir is set.
+// directory (durably) if mkdir is set.
 func (b *LocalBackend) objectPath(name string, mkdir bool) (string, error) {
 	if !ValidName(name) {
 		return "", fmt.Errorf("chunkstore: local backend: invalid object name %q", name)
 	}
 	sub := filepath.Join(b.dir, name[:2])
 	if mkdir {
-		switch err := os.Mkdir(sub, 0o755); {
-		case err == nil:
-			if err := syncDir(b.dir); err != nil {
-				return "", fmt.Errorf("chunkstore: local backend: %w", err)
-			}
-		case errors.Is(err, fs.ErrExist):
-		default:
+		if err := fsutil.MkdirAll(b.fs, sub, 0o755); err != nil {
 			return "", fmt.Errorf("chunkstore: local backend: %w", err)
 		}
 	}
@@ -73,14 +77,18 @@ func (b *LocalBackend) Put(ctx context.Context, name string, r io.Reader, size i
 	if size < 0 {
 		return fmt.Errorf("chunkstore: local backend: put %s: negative size %d", name, size)
 	}
-	f, err := os.CreateTemp(filepath.Dir(dst), "."+name+".tmp-*")
+	dir := filepath.Dir(dst)
+	f, tmp, err := fsutil.CreateTemp(b.fs, dir, "."+name+".tmp-")
 	if err != nil {
 		return fmt.Errorf("chunkstore: local backend: put %s: %w", name, err)
 	}
+	closed := false
 	defer func() {
 		if err != nil {
-			_ = f.Close()
-			_ = os.Remove(f.Name())
+			if !closed {
+				_ = f.Close()
+			}
+			_ = b.fs.Remove(tmp)
 		}
 	}()
 	n, err := io.Copy(f, io.LimitReader(ctxReader{ctx, r}, size))
@@ -93,20 +101,24 @@ func (b *LocalBackend) Put(ctx context.Context, name string, r io.Reader, size i
 	if err := f.Sync(); err != nil {
 		return fmt.Errorf("chunkstore: local backend: put %s: %w", name, err)
 	}
+	closed = true
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("chunkstore: local backend: put %s: %w", name, err)
 	}
-	if err := os.Rename(f.Name(), dst); err != nil {
+	if err := b.fs.Rename(tmp, dst); err != nil {
 		return fmt.Errorf("chunkstore: local backend: put %s: %w", name, err)
 	}
-	if err := syncDir(filepath.Dir(dst)); err != nil {
+	if err := fsutil.SyncDir(b.fs, dir); err != nil {
 		return fmt.Errorf("chunkstore: local backend: put %s: %w", name, err)
 	}
 	return nil
 }
 
-// Adopt implements Adopter: it renames the fsynced file at path into place,
-// or copies it with Put when path is on another file system.
+// Adopt implements Adopter: it hard-links the fsynced file at path into
+// place and then removes path, or copies it with Put when path is on
+// another file system. An object already there under name is the same
+// pack (names are random and never reused): a hand-over a crash cut short
+// after the link.
 func (b *LocalBackend) Adopt(ctx context.Context, name, path string) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("chunkstore: local backend: adopt %s: %w", name, err)
@@ -115,24 +127,29 @@ func (b *LocalBackend) Adopt(ctx context.Context, name, path string) error {
 	if err != nil {
 		return err
 	}
-	err = os.Rename(path, dst)
-	if errors.Is(err, syscall.EXDEV) {
-		err = b.adoptByCopy(ctx, name, path)
-	}
-	if err != nil {
+	err = b.fs.Link(path, dst)
+	switch {
+	case err == nil, errors.Is(err, fs.ErrExist):
+		// The new name must be durable before the old one goes.
+		if err := fsutil.SyncDir(b.fs, filepath.Dir(dst)); err != nil {
+			return fmt.Errorf("chunkstore: local backend: adopt %s: %w", name, err)
+		}
+		if err := fsutil.RemoveDurably(b.fs, path); err != nil {
+			return fmt.Errorf("chunkstore: local backend: adopt %s: %w", name, err)
+		}
+		return nil
+	case errors.Is(err, syscall.EXDEV):
+		if err := b.adoptByCopy(ctx, name, path); err != nil {
+			return fmt.Errorf("chunkstore: local backend: adopt %s: %w", name, err)
+		}
+		return nil
+	default:
 		return fmt.Errorf("chunkstore: local backend: adopt %s: %w", name, err)
 	}
-	if err := syncDir(filepath.Dir(dst)); err != nil {
-		return fmt.Errorf("chunkstore: local backend: adopt %s: %w", name, err)
-	}
-	if err := syncDir(filepath.Dir(path)); err != nil {
-		return fmt.Errorf("chunkstore: local backend: adopt %s: %w", name, err)
-	}
-	return nil
 }
 
 func (b *LocalBackend) adoptByCopy(ctx context.Context, name, path string) error {
-	f, err := os.Open(path)
+	f, err := b.fs.Open(path)
 	if err != nil {
 		return err
 	}
@@ -144,7 +161,7 @@ func (b *LocalBackend) adoptByCopy(ctx context.Context, name, path string) error
 	if err := b.Put(ctx, name, f, st.Size()); err != nil {
 		return err
 	}
-	return os.Remove(path)
+	return fsutil.RemoveDurably(b.fs, path)
 }
 
 // ReadRange implements Backend.
@@ -156,7 +173,7 @@ func (b *LocalBackend) ReadRange(ctx context.Context, name string, off, length i
 	if err != nil {
 		return nil, err
 	}
-	f, err := os.Open(p)
+	f, err := b.fs.Open(p)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("chunkstore: local backend: read %s: %w (%w)", name, ErrNotExist, err)
@@ -178,7 +195,7 @@ func (b *LocalBackend) ReadRange(ctx context.Context, name string, off, length i
 
 type sectionReadCloser struct {
 	*io.SectionReader
-	f *os.File
+	f vfs.File
 }
 
 func (r *sectionReadCloser) Close() error { return r.f.Close() }
@@ -192,7 +209,7 @@ func (b *LocalBackend) Stat(ctx context.Context, name string) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	st, err := os.Stat(p)
+	st, err := b.fs.Stat(p)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return 0, fmt.Errorf("chunkstore: local backend: stat %s: %w (%w)", name, ErrNotExist, err)
@@ -211,13 +228,7 @@ func (b *LocalBackend) Delete(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
-	if err := os.Remove(p); err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil
-		}
-		return fmt.Errorf("chunkstore: local backend: delete %s: %w", name, err)
-	}
-	if err := syncDir(filepath.Dir(p)); err != nil {
+	if err := fsutil.RemoveDurably(b.fs, p); err != nil {
 		return fmt.Errorf("chunkstore: local backend: delete %s: %w", name, err)
 	}
 	return nil
@@ -226,32 +237,40 @@ func (b *LocalBackend) Delete(ctx context.Context, name string) error {
 // List implements Backend. Objects come in name order; temporary files are
 // skipped.
 func (b *LocalBackend) List(ctx context.Context, fn func(name string, size int64) error) error {
-	subs, err := os.ReadDir(b.dir)
+	subs, err := b.fs.List(b.dir)
 	if err != nil {
 		return fmt.Errorf("chunkstore: local backend: list: %w", err)
 	}
+	slices.Sort(subs)
 	for _, sub := range subs {
-		if !sub.IsDir() || len(sub.Name()) != 2 {
+		if len(sub) != 2 {
 			continue
 		}
-		ents, err := os.ReadDir(filepath.Join(b.dir, sub.Name()))
+		subDir := filepath.Join(b.dir, sub)
+		if st, err := b.fs.Stat(subDir); err != nil || !st.IsDir() {
+			continue
+		}
+		names, err := b.fs.List(subDir)
 		if err != nil {
 			return fmt.Errorf("chunkstore: local backend: list: %w", err)
 		}
-		for _, e := range ents {
+		slices.Sort(names)
+		for _, name := range names {
 			if err := ctx.Err(); err != nil {
 				return fmt.Errorf("chunkstore: local backend: list: %w", err)
 			}
-			name := e.Name()
-			if !e.Type().IsRegular() || !ValidName(name) || name[:2] != sub.Name() {
+			if !ValidName(name) || name[:2] != sub {
 				continue
 			}
-			info, err := e.Info()
+			info, err := b.fs.Stat(filepath.Join(subDir, name))
 			if errors.Is(err, fs.ErrNotExist) {
 				continue // deleted while listing
 			}
 			if err != nil {
 				return fmt.Errorf("chunkstore: local backend: list: %w", err)
+			}
+			if !info.Mode().IsRegular() {
+				continue
 			}
 			if err := fn(name, info.Size()); err != nil {
 				return err
@@ -262,17 +281,4 @@ func (b *LocalBackend) List(ctx context.Context, fn func(name string, size int64
 }
 
 // syncDir fsyncs a directory so that renames and creations in it are durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("sync dir %s: %w", dir, err)
-	}
-	return nil
-}
+func (s *Store) syncDir(dir string) error { return fsutil.SyncDir(s.fs, dir) }

@@ -7,25 +7,28 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/chunkyard/chunkyard/internal/fsutil"
+	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
 // openPack is a pack file in staging/.
 type openPack struct {
 	name string
 	path string
-	f    *os.File
+	f    vfs.File
 
 	size    atomic.Int64 // end of the last complete record; written under Store.mu
 	entries []PackEntry  // guarded by Store.mu until the pack is rotated out
 
 	syncMu sync.Mutex
 	synced int64 // bytes known durable
-	failed error // sticky: a write or fsync failed, the pack takes no more appends
+	failed error // sticky: an fsync failed, nothing more of the pack is acknowledged
+	broken error // sticky: a write failed, the pack takes no more appends and is sealed only by recovery
 
 	rw     sync.RWMutex // ReadChunk holds R while reading f; closing f takes W
 	closed bool         // under rw
@@ -57,20 +60,21 @@ func (s *Store) newPack() (*openPack, error) {
 		return nil, fmt.Errorf("new pack: %w", err)
 	}
 	path := filepath.Join(s.stagingDir, name)
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+	// Names are 128 random bits: Create never meets an existing file.
+	f, err := s.fs.Create(path, vfs.WriteCategoryUnspecified)
 	if err != nil {
 		return nil, fmt.Errorf("new pack: %w", err)
 	}
 	if _, err := f.WriteAt(packHeader(), 0); err != nil {
 		_ = f.Close()
-		_ = os.Remove(path)
+		_ = s.fs.Remove(path)
 		return nil, fmt.Errorf("new pack %s: %w", name, err)
 	}
 	// The file's directory entry must be durable before any fsync of its
 	// records can acknowledge a Write.
-	if err := syncDir(s.stagingDir); err != nil {
+	if err := s.syncDir(s.stagingDir); err != nil {
 		_ = f.Close()
-		_ = os.Remove(path)
+		_ = s.fs.Remove(path)
 		return nil, fmt.Errorf("new pack %s: %w", name, err)
 	}
 	p := &openPack{name: name, path: path, f: f}
@@ -108,15 +112,17 @@ func (s *Store) appendRecord(id ID, rawLen uint32, stored []byte, compressed boo
 	}
 	var hdr [recordHeaderLen]byte
 	h.encode(&hdr)
-	// Writes go at explicit offsets: after a failed or partial write the next
-	// record simply overwrites the garbage, and the recorded size only moves
-	// past complete records.
+	// Writes go at explicit offsets and the recorded size only moves past
+	// complete records. A failed write may have left part of a record past
+	// that size: the pack then takes no more appends (a file cannot be cut
+	// back through vfs.FS), stays readable, and is sealed by the recovery
+	// at the next Open, which cuts that tail.
 	off := p.size.Load()
 	if _, err := p.f.WriteAt(hdr[:], off); err != nil {
-		return Location{}, nil, nil, fmt.Errorf("append to pack %s: %w", p.name, err)
+		return Location{}, nil, nil, p.breakAppends(fmt.Errorf("append to pack %s: %w", p.name, err))
 	}
 	if _, err := p.f.WriteAt(stored, off+recordHeaderLen); err != nil {
-		return Location{}, nil, nil, fmt.Errorf("append to pack %s: %w", p.name, err)
+		return Location{}, nil, nil, p.breakAppends(fmt.Errorf("append to pack %s: %w", p.name, err))
 	}
 	loc = Location{
 		Pack:       p.name,
@@ -135,10 +141,36 @@ func (s *Store) appendRecord(id ID, rawLen uint32, stored []byte, compressed boo
 	return loc, p, full, nil
 }
 
+// err returns why the pack takes no more appends, nil if it does.
 func (p *openPack) err() error {
 	p.syncMu.Lock()
 	defer p.syncMu.Unlock()
-	return p.failed
+	if p.failed != nil {
+		return p.failed
+	}
+	return p.broken
+}
+
+// fail makes a failed fsync sticky (if the pack had not failed yet) and
+// returns err.
+func (p *openPack) fail(err error) error {
+	p.syncMu.Lock()
+	defer p.syncMu.Unlock()
+	if p.failed == nil {
+		p.failed = err
+	}
+	return err
+}
+
+// breakAppends records a failed write and returns err. The records before
+// it are intact and can still be synced.
+func (p *openPack) breakAppends(err error) error {
+	p.syncMu.Lock()
+	defer p.syncMu.Unlock()
+	if p.broken == nil {
+		p.broken = err
+	}
+	return err
 }
 
 // syncTo makes the first need bytes of the pack durable. Concurrent callers
@@ -184,11 +216,7 @@ func (s *Store) forget(p *openPack) {
 // discard deletes a pack that holds no record.
 func (s *Store) discard(p *openPack) {
 	s.forget(p)
-	if err := os.Remove(p.path); err != nil {
-		s.log.Warn("removing empty pack", "pack", p.name, "err", err)
-		return
-	}
-	if err := syncDir(s.stagingDir); err != nil {
+	if err := fsutil.RemoveDurably(s.fs, p.path); err != nil {
 		s.log.Warn("removing empty pack", "pack", p.name, "err", err)
 	}
 }
@@ -241,27 +269,32 @@ func (s *Store) seal(ctx context.Context, p *openPack) error {
 }
 
 func (s *Store) failPack(p *openPack, err error) error {
-	p.syncMu.Lock()
-	if p.failed == nil {
-		p.failed = err
-	}
-	p.syncMu.Unlock()
+	p.fail(err)
 	s.log.Error("sealing pack failed; it stays in staging for recovery", "pack", p.name, "err", err)
 	return err
 }
 
-// writeTrailer appends the trailer at end, cuts anything after it and
-// fsyncs; the whole pack is then durable.
+// writeTrailer appends the trailer at end, which must be the end of the
+// file, and fsyncs; the whole pack is then durable.
 func (p *openPack) writeTrailer(trailer []byte, end int64) error {
 	p.syncMu.Lock()
 	defer p.syncMu.Unlock()
 	if p.failed != nil {
 		return p.failed
 	}
-	if _, err := p.f.WriteAt(trailer, end); err != nil {
+	if p.broken != nil {
+		return p.broken
+	}
+	// Only a failed write leaves bytes past the last record, and it fails
+	// the pack: check anyway, a footer must be the last bytes of a pack.
+	st, err := p.f.Stat()
+	if err != nil {
 		return fmt.Errorf("seal pack %s: %w", p.name, err)
 	}
-	if err := p.f.Truncate(end + int64(len(trailer))); err != nil {
+	if st.Size() != end {
+		return fmt.Errorf("seal pack %s: file of %d bytes, records end at %d", p.name, st.Size(), end)
+	}
+	if _, err := p.f.WriteAt(trailer, end); err != nil {
 		return fmt.Errorf("seal pack %s: %w", p.name, err)
 	}
 	if err := p.f.Sync(); err != nil {
@@ -286,11 +319,8 @@ func (s *Store) handOver(ctx context.Context, p *openPack) error {
 		if err := s.backend.Put(ctx, p.name, io.NewSectionReader(p.f, 0, st.Size()), st.Size()); err != nil {
 			return fmt.Errorf("seal pack %s: %w", p.name, err)
 		}
-		if err := os.Remove(p.path); err != nil {
+		if err := fsutil.RemoveDurably(s.fs, p.path); err != nil {
 			return fmt.Errorf("seal pack %s: remove staging file: %w", p.name, err)
-		}
-		if err := syncDir(s.stagingDir); err != nil {
-			return fmt.Errorf("seal pack %s: %w", p.name, err)
 		}
 	}
 	// The backend has the pack: new readers go there, and the staging file

@@ -6,11 +6,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"runtime"
 	"sync"
 
+	"github.com/chunkyard/chunkyard/internal/fsutil"
+	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/klauspost/compress/zstd"
 	"github.com/restic/chunker"
 )
@@ -35,7 +36,12 @@ type Options struct {
 	// Dir is the local store directory: config.json, staging/ (open packs)
 	// and, with the default backend, packs/. Created if missing.
 	Dir string
-	// Backend receives sealed packs; nil means NewLocalBackend(Dir/packs).
+	// FS is the file system of Dir (and of the default backend's packs);
+	// nil means vfs.Default, the operating system's. Tests pass a
+	// crashable in-memory FS or one that injects errors.
+	FS vfs.FS
+	// Backend receives sealed packs; nil means a LocalBackend on FS at
+	// Dir/packs.
 	Backend Backend
 	// PackSize is the size at which a pack is sealed (default 64 MiB). Packs
 	// end up a little larger: the chunk that crosses it, plus the trailer.
@@ -69,11 +75,12 @@ type Options struct {
 // concurrent use.
 type Store struct {
 	log        *slog.Logger
+	fs         vfs.FS
 	backend    Backend
 	stagingDir string
 	packSize   int64
 	cfg        config
-	lock       *os.File
+	lock       io.Closer
 
 	enc      *zstd.Encoder // EncodeAll is safe for concurrent use
 	dec      *zstd.Decoder // DecodeAll is safe for concurrent use
@@ -135,14 +142,12 @@ func Open(ctx context.Context, opts Options) (_ *Store, err error) {
 		return nil, fmt.Errorf("chunkstore: open: %w", err)
 	}
 
+	fsys := fsutil.OrDefault(opts.FS)
 	stagingDir := filepath.Join(opts.Dir, stagingDirName)
-	if err := os.MkdirAll(stagingDir, 0o755); err != nil {
+	if err := fsutil.MkdirAll(fsys, stagingDir, 0o755); err != nil {
 		return nil, fmt.Errorf("chunkstore: open: %w", err)
 	}
-	if err := syncDir(opts.Dir); err != nil {
-		return nil, fmt.Errorf("chunkstore: open: %w", err)
-	}
-	lock, err := lockDir(filepath.Join(opts.Dir, lockFileName))
+	lock, err := lockStore(fsys, filepath.Join(opts.Dir, lockFileName))
 	if err != nil {
 		return nil, fmt.Errorf("chunkstore: open: %w", err)
 	}
@@ -152,7 +157,7 @@ func Open(ctx context.Context, opts Options) (_ *Store, err error) {
 		}
 	}()
 
-	cfg, created, err := loadOrCreateConfig(opts.Dir, opts)
+	cfg, created, err := loadOrCreateConfig(fsys, opts.Dir, opts)
 	if err != nil {
 		return nil, fmt.Errorf("chunkstore: open: %w", err)
 	}
@@ -167,7 +172,7 @@ func Open(ctx context.Context, opts Options) (_ *Store, err error) {
 
 	backend := opts.Backend
 	if backend == nil {
-		lb, err := NewLocalBackend(filepath.Join(opts.Dir, packsDirName))
+		lb, err := NewLocalBackendFS(fsys, filepath.Join(opts.Dir, packsDirName))
 		if err != nil {
 			return nil, fmt.Errorf("chunkstore: open: %w", err)
 		}
@@ -199,6 +204,7 @@ func Open(ctx context.Context, opts Options) (_ *Store, err error) {
 
 	s := &Store{
 		log:        log,
+		fs:         fsys,
 		backend:    backend,
 		stagingDir: stagingDir,
 		packSize:   opts.PackSize,

@@ -54,15 +54,26 @@ func TestGCUnderLoad(t *testing.T) {
 	if err := cfg.Check(); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), stressDuration(t))
-	defer cancel()
-
 	var (
-		pushes, pulls, gone, gcRuns atomic.Int64
-		failMu                      sync.Mutex
-		failures                    []string
-		wg                          sync.WaitGroup
+		pushes, pulls, gone, gcRuns, gcDeleted atomic.Int64
+		failMu                                 sync.Mutex
+		failures                               []string
+		wg                                     sync.WaitGroup
 	)
+	// The clients run for the stress duration, and on a loaded machine
+	// longer, until enough has happened to mean anything (at most 5
+	// minutes more).
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	duration := stressDuration(t)
+	go func() {
+		start := time.Now()
+		enough := func() bool { return pushes.Load() >= 20 && pulls.Load() > 0 && gcDeleted.Load() > 0 }
+		for time.Since(start) < duration || (!enough() && time.Since(start) < duration+5*time.Minute) {
+			time.Sleep(100 * time.Millisecond)
+		}
+		cancel()
+	}()
 	fail := func(format string, args ...any) {
 		failMu.Lock()
 		defer failMu.Unlock()
@@ -139,6 +150,7 @@ func TestGCUnderLoad(t *testing.T) {
 			}
 			if err == nil {
 				gcRuns.Add(1)
+				gcDeleted.Add(int64(r.ManifestsDeleted))
 				gcReports = append(gcReports, r)
 				sealed, all := deadFractions(t, h)
 				deadSealed, deadAll = append(deadSealed, sealed), append(deadAll, all)

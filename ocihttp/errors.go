@@ -34,6 +34,10 @@ var errorCodes = []errorCode{
 	{registry.ErrTagInvalid, "TAG_INVALID", http.StatusBadRequest},
 	{registry.ErrPaginationInvalid, "PAGINATION_NUMBER_INVALID", http.StatusBadRequest},
 	{registry.ErrUnsupported, "UNSUPPORTED", http.StatusMethodNotAllowed},
+	// The spec has no code for a failing disk: UNKNOWN, with the class's
+	// text naming the cause (the full error goes to the log only).
+	{registry.ErrInsufficientStorage, "UNKNOWN", http.StatusInsufficientStorage},
+	{registry.ErrStorageFailure, "UNKNOWN", http.StatusInternalServerError},
 }
 
 type errorBody struct {
@@ -47,16 +51,20 @@ type errorEntry struct {
 }
 
 // writeError answers err as OCI error JSON. Errors of no known class are
-// logged and answered 500 without their text.
+// logged and answered 500 without their text; server-side classes (5xx)
+// are logged and answered with their class's text.
 func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
 	code, status, msg := "UNKNOWN", http.StatusInternalServerError, "internal error"
 	for _, c := range errorCodes {
 		if errors.Is(err, c.class) {
 			code, status, msg = c.code, c.status, err.Error()
+			if status >= 500 {
+				msg = c.class.Error()
+			}
 			break
 		}
 	}
-	if status == http.StatusInternalServerError {
+	if status >= 500 {
 		if r.Context().Err() != nil {
 			log.Debug("request cancelled", "method", r.Method, "path", r.URL.Path, "err", err)
 		} else {

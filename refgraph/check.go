@@ -1,26 +1,43 @@
 package refgraph
 
 import (
-	"bytes"
-	"encoding/binary"
-	"encoding/json"
+	"context"
 	"fmt"
+	"os"
+	"time"
 
-	"github.com/chunkyard/chunkyard/chunkstore"
-	"github.com/cockroachdb/pebble/v2"
-	"github.com/opencontainers/go-digest"
+	"github.com/chunkyard/chunkyard/internal/extsort"
 )
 
 // CheckReport is what Check found.
 type CheckReport struct {
-	Blobs, Chunks, Packs, Links int64 // records checked
+	// Records checked.
+	Repos     int64 `json:"repositories"`
+	Links     int64 `json:"links"`
+	Manifests int64 `json:"manifests"`
+	Blobs     int64 `json:"blobs"`
+	Chunks    int64 `json:"chunks"`
+	Packs     int64 `json:"packs"`
 	// Drift counts records whose counters or stamps disagreed with a
 	// recount (fixed when repairing); Broken counts references to records
-	// that do not exist (a manifest's blob, a blob's chunk), which no
-	// recount can fix.
-	Drift, Broken int
-	Problems      []string // at most maxProblems, drift and broken alike
-	Repaired      bool
+	// that do not exist (a manifest's blob, a blob's chunk, a chunk's
+	// pack, a chunk record in a retired pack) and records that do not
+	// decode, which no recount can fix.
+	Drift    int      `json:"drift"`
+	Broken   int      `json:"broken"`
+	Problems []string `json:"problems,omitempty"` // at most maxProblems, drift and broken alike
+	// Repaired: drift was found and every repair was applied (or found
+	// moot, see RepairsSkipped). Repairs counts the batches' fixes
+	// applied; RepairsSkipped those whose record had gone or changed
+	// since the snapshot so that the fix no longer applied (a blob
+	// deleted meanwhile, a count that the fix would take below zero).
+	Repaired       bool  `json:"repaired"`
+	Repairs        int64 `json:"repairs,omitempty"`
+	RepairsSkipped int64 `json:"repairs_skipped,omitempty"`
+	// SortRuns counts the sorted runs the recounts wrote to disk: 0 if
+	// everything fit in CheckOptions.Memory.
+	SortRuns int           `json:"sort_runs"`
+	Duration time.Duration `json:"duration_ns"`
 }
 
 const maxProblems = 200
@@ -29,397 +46,230 @@ const maxProblems = 200
 func (r *CheckReport) OK() bool { return r.Drift == 0 && r.Broken == 0 }
 
 func (r *CheckReport) problem(broken bool, format string, args ...any) {
+	r.problems(broken, 1, format, args...)
+}
+
+// problems counts n problems of one kind, described once.
+func (r *CheckReport) problems(broken bool, n int, format string, args ...any) {
 	if broken {
-		r.Broken++
+		r.Broken += n
 	} else {
-		r.Drift++
+		r.Drift += n
 	}
 	if len(r.Problems) < maxProblems {
 		r.Problems = append(r.Problems, fmt.Sprintf(format, args...))
 	}
 }
 
-// Check recomputes every reference count, use count, stamp, pack counter
-// and index-wide counter from the records themselves, and reports where
-// the stored ones differ; with repair it writes the recomputed ones in one
-// batch. Writers wait meanwhile. It holds the counts in memory (about 60
-// bytes per blob and per chunk).
-func (g *Graph) Check(repair bool) (*CheckReport, error) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	t := &txn{b: g.db.NewIndexedBatch(), stats: Stats{}, now: g.now()}
-	defer t.b.Close()
-	r := &CheckReport{}
-	fix := func(key, value []byte) error {
-		if !repair {
-			return nil
-		}
-		if value == nil {
-			return t.del(key)
-		}
-		return t.set(key, value)
-	}
-	iter := func(prefix string, fn func(k, v []byte) error) error {
-		it, err := g.db.NewIter(&pebble.IterOptions{LowerBound: []byte(prefix), UpperBound: prefixEnd([]byte(prefix))})
-		if err != nil {
-			return err
-		}
-		for it.First(); it.Valid(); it.Next() {
-			if err := fn(it.Key(), it.Value()); err != nil {
-				it.Close()
-				return err
-			}
-		}
-		return it.Close()
-	}
-	stampSet := func(prefix string) (map[string]bool, error) {
-		set := map[string]bool{}
-		err := iter(prefix, func(k, _ []byte) error { set[string(k[len(prefix):])] = true; return nil })
-		return set, err
-	}
+// CheckOptions tune Check.
+type CheckOptions struct {
+	// Repair applies the fixes for the drift found, after the scan.
+	Repair bool
+	// TempDir is where Check makes the temporary directory for its sorted
+	// runs and its list of repairs, removed when it returns; "" means
+	// os.TempDir(). Runs take about 40 bytes per chunk reference of the
+	// blobs, at worst (few duplicates), and less for everything else.
+	TempDir string
+	// Memory bounds the bytes Check holds for sorting (two sorts at a
+	// time share it); 0 means DefaultCheckMemory. Pebble's block cache
+	// and the Go runtime's slack come on top.
+	Memory int
 
-	// Links and manifests: blob references and use counts.
-	blobRefs := map[digest.Digest]int64{}
-	usage := map[string]int64{} // repo \x00 digest
-	links := map[string]bool{}  // repo \x00 digest, blob links only
-	repos := map[string]bool{}
-	if err := iter(prefixLink, func(k, _ []byte) error {
-		repo, d, err := splitRepoDigest(string(k[len(prefixLink):]))
-		if err != nil {
-			return err
-		}
-		r.Links++
-		blobRefs[d]++
-		links[repo+sep+string(d)] = true
-		repos[repo] = true
-		return nil
-	}); err != nil {
-		return nil, err
-	}
-	if err := iter(prefixMan, func(k, v []byte) error {
-		repo, d, err := splitRepoDigest(string(k[len(prefixMan):]))
-		if err != nil {
-			return err
-		}
-		var m Manifest
-		if err := json.Unmarshal(v, &m); err != nil {
-			return fmt.Errorf("refgraph: manifest %q: %w", k, err)
-		}
-		blobRefs[d]++
-		repos[repo] = true
-		for _, ref := range m.Refs {
-			usage[repo+sep+string(ref)]++
-		}
-		return nil
-	}); err != nil {
-		return nil, err
-	}
-	// Repositories are counted by their r/ keys: one stays listed after GC
-	// reaped its last link (as in distribution's catalog).
-	if err := iter(prefixRepo, func(k, _ []byte) error {
-		t.stats.Repos++
-		delete(repos, string(k[len(prefixRepo):]))
-		return nil
-	}); err != nil {
-		return nil, err
-	}
-	for repo := range repos {
-		r.problem(false, "repository %q has links or manifests but no catalog entry", repo)
-		if err := fix(repoKey(repo), []byte{}); err != nil {
-			return nil, err
-		}
-		t.stats.Repos++
-	}
-
-	// Blobs: refs against the links, unreferenced stamps, chunk counts.
-	unref, err := stampSet(prefixUnref)
-	if err != nil {
-		return nil, err
-	}
-	chunkRefs := map[chunkstore.ID]int64{}
-	encodings := map[string]int64{}
-	if err := iter(prefixBlob, func(k, v []byte) error {
-		d := digest.Digest(k[len(prefixBlob):])
-		bv, err := decodeBlob(v)
-		if err != nil {
-			return err
-		}
-		r.Blobs++
-		if want := blobRefs[d]; bv.refs != want {
-			r.problem(false, "blob %s: refs %d, links %d", d, bv.refs, want)
-			bv.refs = want
-			if err := fix(bytes.Clone(k), bv.encode()); err != nil {
-				return err
-			}
-		}
-		delete(blobRefs, d)
-		if zero := bv.refs == 0; zero != unref[string(d)] {
-			r.problem(false, "blob %s: refs %d, unreferenced stamp %v", d, bv.refs, unref[string(d)])
-			if zero {
-				err = fix(unrefKey(d), encodeTime(t.now))
-			} else {
-				err = fix(unrefKey(d), nil)
-			}
-			if err != nil {
-				return err
-			}
-		}
-		delete(unref, string(d))
-		for _, c := range bv.chunks {
-			chunkRefs[c.ID]++
-		}
-		t.stats.Blobs++
-		t.stats.LogicalBytes += bv.size
-		t.stats.LinkedBytes += bv.refs * bv.size
-		switch bv.kind {
-		case KindPending:
-			t.stats.PendingBytes += bv.size
-		case KindLayer:
-			t.stats.ConvertedBlobs++
-			if class, err := encodingClass(bv.layout); err != nil {
-				return err
-			} else if class != "" {
-				encodings[class]++
-			}
-		}
-		return nil
-	}); err != nil {
-		return nil, err
-	}
-	for d := range blobRefs {
-		r.problem(true, "blob %s: linked or a manifest, but not indexed", d)
-	}
-	for d := range unref {
-		r.problem(false, "unreferenced stamp of a blob not indexed: %s", d)
-		if err := fix(unrefKey(digest.Digest(d)), nil); err != nil {
-			return nil, err
-		}
-	}
-
-	// Chunks: refs against the blobs; live bytes per pack; none in a
-	// retired or deleted pack.
-	type packSum struct{ live, chunks int64 }
-	packs := map[string]*packSum{}
-	retired, err := stampSet(prefixRetired)
-	if err != nil {
-		return nil, err
-	}
-	if err := iter(prefixChunk, func(k, v []byte) error {
-		var id chunkstore.ID
-		copy(id[:], k[len(prefixChunk):])
-		c, err := decodeChunk(id, v)
-		if err != nil {
-			return err
-		}
-		r.Chunks++
-		if retired[c.Loc.Pack] {
-			r.problem(true, "chunk %s: in pack %s, which garbage collection retired", id, c.Loc.Pack)
-		}
-		if want := chunkRefs[id]; c.Refs != want {
-			r.problem(false, "chunk %s: refs %d, blob references %d", id, c.Refs, want)
-			c.Refs = want
-			if err := fix(bytes.Clone(k), encodeChunk(c)); err != nil {
-				return err
-			}
-		}
-		delete(chunkRefs, id)
-		ps := packs[c.Loc.Pack]
-		if ps == nil {
-			ps = &packSum{}
-			packs[c.Loc.Pack] = ps
-		}
-		if c.Refs > 0 {
-			ps.live += int64(c.Loc.StoredLen)
-			ps.chunks++
-			t.stats.Chunks++
-			t.stats.ChunkRawBytes += int64(c.Loc.RawLen)
-			t.stats.LiveStoredBytes += int64(c.Loc.StoredLen)
-		}
-		if c.Refs >= 2 {
-			t.stats.SharedChunks++
-		}
-		return nil
-	}); err != nil {
-		return nil, err
-	}
-	for id := range chunkRefs {
-		r.problem(true, "chunk %s: held by a blob, but not indexed", id)
-	}
-
-	// Packs.
-	if err := iter(prefixPack, func(k, v []byte) error {
-		name := string(k[len(prefixPack):])
-		p, err := decodePack(name, v)
-		if err != nil {
-			return err
-		}
-		r.Packs++
-		ps := packs[name]
-		if ps == nil {
-			ps = &packSum{}
-		}
-		if p.LiveBytes != ps.live || p.LiveChunks != ps.chunks {
-			r.problem(false, "pack %s: live %d bytes in %d chunks, recount %d in %d", name, p.LiveBytes, p.LiveChunks, ps.live, ps.chunks)
-			p.LiveBytes, p.LiveChunks = ps.live, ps.chunks
-			if err := fix(bytes.Clone(k), encodePack(p)); err != nil {
-				return err
-			}
-		}
-		delete(packs, name)
-		t.stats.Packs++
-		t.stats.PackBytes += p.TotalBytes
-		return nil
-	}); err != nil {
-		return nil, err
-	}
-	for name := range packs {
-		r.problem(true, "pack %s: chunk records point into it, but it is not indexed", name)
-	}
-
-	// Use counts and unused-link stamps.
-	seenUsage := map[string]bool{}
-	if err := iter(prefixUsage, func(k, v []byte) error {
-		key := string(k[len(prefixUsage):])
-		seenUsage[key] = true
-		n, _ := binary.Uvarint(v)
-		if want := usage[key]; int64(n) != want {
-			r.problem(false, "use count %q: %d, manifests %d", key, n, want)
-			var val []byte
-			if want > 0 {
-				val = binary.AppendUvarint(nil, uint64(want))
-			}
-			if err := fix(bytes.Clone(k), val); err != nil {
-				return err
-			}
-		}
-		return nil
-	}); err != nil {
-		return nil, err
-	}
-	for key, n := range usage {
-		if seenUsage[key] {
-			continue
-		}
-		r.problem(false, "use count %q: missing, manifests %d", key, n)
-		if err := fix([]byte(prefixUsage+key), binary.AppendUvarint(nil, uint64(n))); err != nil {
-			return nil, err
-		}
-	}
-	unused, err := stampSet(prefixUnused)
-	if err != nil {
-		return nil, err
-	}
-	for key := range links {
-		repo, d, _ := splitRepoDigest(key)
-		n := usage[key]
-		var err error
-		if (n == 0) != unused[key] {
-			r.problem(false, "link %q: used %d times, unused stamp %v", key, n, unused[key])
-			if n == 0 {
-				err = fix(unusedKey(repo, d), encodeTime(t.now))
-			} else {
-				err = fix(unusedKey(repo, d), nil)
-			}
-			if err != nil {
-				return nil, err
-			}
-		}
-		delete(unused, key)
-	}
-	for key := range unused {
-		r.problem(false, "unused stamp of a link that does not exist: %q", key)
-		if err := fix([]byte(prefixUnused+key), nil); err != nil {
-			return nil, err
-		}
-	}
-
-	// Queue, encodings, counters.
-	scheduled, err := stampSet(prefixSchedule)
-	if err != nil {
-		return nil, err
-	}
-	if err := iter(prefixQueue, func(k, v []byte) error {
-		t.stats.PendingConversions++
-		d := digest.Digest(k[len(prefixQueue):])
-		var q queueValue
-		if err := json.Unmarshal(v, &q); err != nil {
-			return fmt.Errorf("refgraph: queue entry %q: %w", k, err)
-		}
-		sk := string(scheduleKey(q.due(), d)[len(prefixSchedule):])
-		if !scheduled[sk] {
-			r.problem(false, "queue entry %s has no schedule key", d)
-			if err := fix(scheduleKey(q.due(), d), []byte{}); err != nil {
-				return err
-			}
-		}
-		delete(scheduled, sk)
-		return nil
-	}); err != nil {
-		return nil, err
-	}
-	for sk := range scheduled {
-		r.problem(false, "schedule key of no queue entry: %q", sk)
-		if err := fix([]byte(prefixSchedule+sk), nil); err != nil {
-			return nil, err
-		}
-	}
-	if err := iter(prefixFailed, func(_, _ []byte) error { t.stats.FailedConversions++; return nil }); err != nil {
-		return nil, err
-	}
-	if err := iter(prefixEncoding, func(k, v []byte) error {
-		class := string(k[len(prefixEncoding):])
-		if len(v) != 8 || int64(binary.BigEndian.Uint64(v)) != encodings[class] {
-			r.problem(false, "encoding count %q disagrees with the layers (%d)", class, encodings[class])
-			var val []byte
-			if n := encodings[class]; n > 0 {
-				val = binary.BigEndian.AppendUint64(nil, uint64(n))
-			}
-			if err := fix(bytes.Clone(k), val); err != nil {
-				return err
-			}
-		}
-		delete(encodings, class)
-		return nil
-	}); err != nil {
-		return nil, err
-	}
-	for class, n := range encodings {
-		r.problem(false, "encoding count %q missing (%d layers)", class, n)
-		if err := fix([]byte(prefixEncoding+class), binary.BigEndian.AppendUint64(nil, uint64(n))); err != nil {
-			return nil, err
-		}
-	}
-	if t.stats != g.stats {
-		r.problem(false, "counters %+v, recount %+v", g.stats, t.stats)
-		if repair {
-			st, err := json.Marshal(t.stats)
-			if err != nil {
-				return nil, err
-			}
-			if err := t.set([]byte(keyStats), st); err != nil {
-				return nil, err
-			}
-		}
-	}
-	if repair && !r.OK() {
-		if err := t.b.Commit(pebble.Sync); err != nil {
-			return nil, fmt.Errorf("refgraph: commit repairs: %w", err)
-		}
-		g.stats = t.stats
-		r.Repaired = true
-	}
-	return r, nil
+	// phaseDone, if set, is called after each phase of the scan, and
+	// with "scan" before the repairs (tests write meanwhile).
+	phaseDone func(phase string)
 }
 
-// Chunks calls fn for every chunk record, in ID order.
-func (g *Graph) Chunks(fn func(Chunk) error) error {
-	return g.scan([]byte(prefixChunk), "", func(k, v []byte) (bool, error) {
-		var id chunkstore.ID
-		copy(id[:], k[len(prefixChunk):])
-		c, err := decodeChunk(id, v)
-		if err != nil {
-			return false, err
+// DefaultCheckMemory is the default CheckOptions.Memory.
+const DefaultCheckMemory = 64 << 20
+
+// Check is CheckWith with the default options: a check, and with repair
+// the repairs, of the whole index.
+func (g *Graph) Check(repair bool) (*CheckReport, error) {
+	return g.CheckWith(context.Background(), CheckOptions{Repair: repair})
+}
+
+// CheckWith recounts every reference count, use count, GC stamp, pack
+// counter, queue schedule and index-wide counter from the records
+// themselves, and reports where the stored ones differ (drift) and where
+// a record names one that does not exist (broken).
+//
+// It runs online: it reads a Pebble snapshot, taken at the start, and
+// never holds the writer mutex while scanning, so pushes and garbage
+// collection go on; the report describes the index as it was at the
+// snapshot, with no false drift from writes made meanwhile. Its memory
+// is bounded by opts.Memory whatever the index's size: each recount is
+// an external sort (records emit the keys they reference into sorted
+// runs on disk, which are merged, counting, in key order) merge-joined
+// with the records it counts, which Pebble iterates in the same order.
+//
+// With opts.Repair, the fixes found are logged to a file while scanning
+// and applied afterwards, a few thousand to a batch under the writer
+// mutex, each re-checking its record in its own batch:
+//
+//   - a count (a blob's refs, a chunk's refs, a use count, an encoding
+//     count) moves by the drift measured at the snapshot: new = current +
+//     (recount - value at the snapshot). Writers since then moved it by
+//     the changes they made, so the result is exact, whatever they did.
+//     The batch moves what depends on the count as any batch does (a
+//     chunk that becomes live adds its bytes to its pack and to the
+//     counters; a blob's refs move the linked bytes);
+//   - pack counters and index-wide counters move by their drift from
+//     the records as stored at the snapshot (the records' own drift is
+//     the previous point's business), so they too end exact;
+//   - presence facts (a GC stamp, a schedule key, a catalog entry) are
+//     decided against the record as it is when the fix is applied: a
+//     blob is stamped unreferenced only if its refs are zero then, a
+//     link unused only if it exists and its use count is zero then;
+//   - a fix whose record went since the snapshot, or that would take a
+//     count below zero (a writer undid what the fix restores), is
+//     skipped and counted in RepairsSkipped; the next check sees what
+//     is left.
+//
+// A stamp set by a repair carries the repair's time, so garbage
+// collection waits a full grace period from then. Broken references are
+// reported, never repaired.
+func (g *Graph) CheckWith(ctx context.Context, opts CheckOptions) (*CheckReport, error) {
+	start := time.Now()
+	if opts.Memory <= 0 {
+		opts.Memory = DefaultCheckMemory
+	}
+	dir, err := os.MkdirTemp(opts.TempDir, "chunkyard-check-")
+	if err != nil {
+		return nil, fmt.Errorf("refgraph: check: %w", err)
+	}
+	defer os.RemoveAll(dir)
+	c := &checker{g: g, ctx: ctx, opts: opts, dir: dir, r: &CheckReport{}, encodings: map[string]int64{}}
+	if opts.Repair {
+		if c.fixes, err = createFixLog(dir); err != nil {
+			return nil, err
 		}
-		return true, fn(c)
-	})
+		defer c.fixes.close()
+	}
+	snap := g.Snapshot()
+	err = c.scan(snap.s)
+	if cerr := snap.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, fmt.Errorf("refgraph: check: %w", err)
+	}
+	c.done("scan")
+	if opts.Repair && c.fixes.n > 0 {
+		if err := c.repair(); err != nil {
+			return nil, fmt.Errorf("refgraph: check: repair: %w", err)
+		}
+		c.r.Repaired = true
+	}
+	c.r.Duration = time.Since(start)
+	return c.r, nil
+}
+
+// checker is one run of Check.
+type checker struct {
+	g    *Graph
+	ctx  context.Context
+	opts CheckOptions
+	dir  string
+	r    *CheckReport
+	snap snapReader
+
+	// The counters recounted: truth from the records as they should be
+	// (what the report compares with), stored from the counts as they are
+	// (what a repair of the counters moves them by, see CheckWith).
+	truth, stored Stats
+	encodings     map[string]int64 // split layers per encoder class (a handful)
+	// The sorts buffer records in two Buffers, each handed on to the sort
+	// after next: at most two sorts are alive at a time.
+	bufs [2]extsort.Buffer
+
+	fixes *fixLog // nil unless repairing
+}
+
+// scan runs the phases of the check against snap. Each recount is a sort
+// filled by one phase and joined by the next; at most two sorts are alive
+// at a time, each with half the memory: blob references and use counts
+// (buffers 0 and 1), then chunk references (1), pack sums (0), the
+// queue's schedule (1).
+func (c *checker) scan(snap snapReader) error {
+	c.snap = snap
+	blobRefs, usage, err := c.linksAndManifests()
+	defer blobRefs.Close()
+	defer usage.Close()
+	if err != nil {
+		return err
+	}
+	c.done("links and manifests")
+	if err := c.useCounts(usage); err != nil {
+		return err
+	}
+	usage.Close()
+	c.done("use counts")
+	if err := c.repositories(); err != nil {
+		return err
+	}
+	c.done("repositories")
+	chunkRefs, err := c.blobs(blobRefs)
+	defer chunkRefs.Close()
+	if err != nil {
+		return err
+	}
+	blobRefs.Close()
+	c.done("blobs")
+	packSums, err := c.chunks(chunkRefs)
+	defer packSums.Close()
+	if err != nil {
+		return err
+	}
+	chunkRefs.Close()
+	c.done("chunks")
+	if err := c.packs(packSums); err != nil {
+		return err
+	}
+	packSums.Close()
+	c.done("packs")
+	if err := c.queue(); err != nil {
+		return err
+	}
+	c.done("queue")
+	if err := c.encodingCounts(); err != nil {
+		return err
+	}
+	c.done("encodings")
+	return c.counters()
+}
+
+// newSorter returns a sort with half the memory, buffering in c.bufs[buf].
+func (c *checker) newSorter(buf int, combine func(acc, v []byte) []byte) *sorter {
+	o := extsort.Options{Dir: c.dir, Memory: c.opts.Memory / 2, Combine: combine, Buffer: &c.bufs[buf]}
+	return &sorter{Sorter: extsort.New(o), r: c.r}
+}
+
+// sorter is a sort that counts its runs in the report when closed.
+type sorter struct {
+	*extsort.Sorter
+	r      *CheckReport
+	closed bool
+}
+
+func (s *sorter) Close() error {
+	if !s.closed {
+		s.closed = true
+		s.r.SortRuns += s.Runs()
+	}
+	return s.Sorter.Close()
+}
+
+func (c *checker) done(phase string) {
+	if c.opts.phaseDone != nil {
+		c.opts.phaseDone(phase)
+	}
+}
+
+// fix logs a repair to apply after the scan (if repairing).
+func (c *checker) fix(f fix) error {
+	if c.fixes == nil {
+		return nil
+	}
+	return c.fixes.add(f)
 }

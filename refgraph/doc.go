@@ -10,7 +10,11 @@
 // mutex, so that the read-modify-write of counts is consistent, and their
 // fsync is waited for outside it, so that concurrent writers share one WAL
 // sync (group commit); readers never block. Bulk GC deletions go many to
-// a batch, each batch held a few milliseconds at most.
+// a batch, each batch held a few milliseconds at most. A write or fsync of
+// Pebble's log that fails (a full disk) cannot be undone: the index fails
+// and takes no more writes until a restart (ErrIndexFailed,
+// Graph.Failed), which recovers everything committed. Pebble runs on the
+// operating system's file system unless WithFS gives another (tests).
 //
 // Key schema (version 2; migrate.go turns older indexes into it). Names
 // and tags can hold no NUL byte, so NUL separates the parts of a key;

@@ -13,6 +13,7 @@ import (
 
 	"github.com/chunkyard/chunkyard/chunkstore"
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -34,10 +35,15 @@ type Graph struct {
 	mu    sync.Mutex // serialises writers
 	stats Stats      // counters as committed, guarded by mu
 	clock atomic.Pointer[func() time.Time]
+	fail  *failure // set when Pebble fails (failure.go)
 }
 
 // SetClock replaces the clock that stamps GC times (tests).
 func (g *Graph) SetClock(now func() time.Time) { g.clock.Store(&now) }
+
+// Now is the index's clock: the time its batches stamp (the queue's due
+// times, GC stamps).
+func (g *Graph) Now() time.Time { return g.now() }
 
 func (g *Graph) now() time.Time {
 	if f := g.clock.Load(); f != nil {
@@ -65,17 +71,34 @@ type Stats struct {
 	FailedConversions  int64 `json:"failed_conversions"`  // blobs whose conversion was abandoned (kept as received)
 }
 
+// Option configures Open.
+type Option func(*pebble.Options)
+
+// WithFS opens the index on file system fs instead of the operating
+// system's (tests pass a crashable in-memory FS, or one injecting errors).
+func WithFS(fs vfs.FS) Option {
+	return func(o *pebble.Options) { o.FS = fs }
+}
+
 // Open opens (creating if needed) the index in dir.
-func Open(dir string, log *slog.Logger) (*Graph, error) {
+func Open(dir string, log *slog.Logger, opts ...Option) (*Graph, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	db, err := pebble.Open(dir, &pebble.Options{Logger: pebbleLogger{log}})
+	fail := newFailure()
+	po := &pebble.Options{Logger: pebbleLogger{log, fail}}
+	for _, o := range opts {
+		o(po)
+	}
+	db, err := openPebble(dir, po)
 	if err != nil {
 		return nil, fmt.Errorf("refgraph: open %s: %w", dir, err)
 	}
-	g := &Graph{db: db, log: log}
-	if err := g.init(); err != nil {
+	g := &Graph{db: db, log: log, fail: fail}
+	if err := func() (err error) {
+		defer RecoverFailure(&err)
+		return g.init()
+	}(); err != nil {
 		db.Close()
 		return nil, err
 	}
@@ -112,9 +135,14 @@ func (g *Graph) init() error {
 }
 
 // Close flushes and closes the index.
-func (g *Graph) Close() error {
+func (g *Graph) Close() (err error) {
+	defer RecoverFailure(&err) // a failed index may fail again on the way out
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	if err := g.Err(); err != nil {
+		g.db.Close()
+		return err
+	}
 	if err := g.db.Flush(); err != nil {
 		g.db.Close()
 		return fmt.Errorf("refgraph: flush: %w", err)
@@ -201,7 +229,11 @@ func (g *Graph) update(fn func(t *txn) error) error {
 	}
 	defer b.Close()
 	if err := b.SyncWait(); err != nil {
-		return fmt.Errorf("refgraph: commit: %w", err)
+		// The batch is applied but not durable, and Pebble's log cannot
+		// take more: the index fails (see ErrIndexFailed).
+		err = fmt.Errorf("%w: commit: %w", ErrIndexFailed, err)
+		g.fail.set(err)
+		return err
 	}
 	return nil
 }
@@ -771,18 +803,4 @@ func (g *Graph) Packs(fn func(Pack) error) error {
 		}
 		return true, fn(p)
 	})
-}
-
-// pebbleLogger sends Pebble's messages to slog.
-type pebbleLogger struct{ log *slog.Logger }
-
-func (l pebbleLogger) Infof(format string, args ...any) {
-	l.log.Debug(fmt.Sprintf(format, args...), "component", "pebble")
-}
-func (l pebbleLogger) Errorf(format string, args ...any) {
-	l.log.Error(fmt.Sprintf(format, args...), "component", "pebble")
-}
-func (l pebbleLogger) Fatalf(format string, args ...any) {
-	l.log.Error(fmt.Sprintf(format, args...), "component", "pebble")
-	panic(fmt.Sprintf(format, args...))
 }

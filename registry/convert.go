@@ -8,13 +8,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
+	"io/fs"
 	"time"
 
 	"github.com/chunkyard/chunkyard/assembler"
 	"github.com/chunkyard/chunkyard/assembler/codec"
 	"github.com/chunkyard/chunkyard/assembler/tarsplit"
 	"github.com/chunkyard/chunkyard/chunkstore"
+	"github.com/chunkyard/chunkyard/internal/fsutil"
 	"github.com/chunkyard/chunkyard/refgraph"
 	"github.com/klauspost/compress/zstd"
 	"github.com/opencontainers/go-digest"
@@ -102,7 +103,7 @@ func (s *Service) runConverter(ctx context.Context) {
 	busy := map[digest.Digest]bool{}
 	done := make(chan digest.Digest)
 	for {
-		now := time.Now()
+		now := s.graph.Now() // the clock that stamped the queue's due times
 		due, next, err := s.graph.DueConversions(now, 4*s.convert.Workers)
 		if err != nil {
 			s.log.Error("reading the conversion queue", "err", err)
@@ -152,7 +153,7 @@ func (s *Service) conversionFailed(e refgraph.QueueEntry, cause error) {
 	attempt := e.Attempts + 1
 	if attempt >= s.convert.MaxAttempts {
 		what := "it stays as received, served from its pending file"
-		if _, err := os.Stat(s.pendingPath(e.Digest)); errors.Is(err, os.ErrNotExist) {
+		if _, err := s.fs.Stat(s.pendingPath(e.Digest)); errors.Is(err, fs.ErrNotExist) {
 			what = "its pending file is missing: the blob cannot be served"
 		}
 		s.log.Error("giving up converting blob; "+what, "digest", e.Digest, "attempts", attempt, "err", cause)
@@ -164,7 +165,7 @@ func (s *Service) conversionFailed(e refgraph.QueueEntry, cause error) {
 	delay := s.convert.retryDelay(attempt)
 	s.log.Warn("converting blob failed; will retry", "digest", e.Digest, "attempt", attempt,
 		"max_attempts", s.convert.MaxAttempts, "retry_in", delay, "err", cause)
-	if _, err := s.graph.ConversionFailed(e.Digest, cause.Error(), time.Now().Add(delay)); err != nil {
+	if _, err := s.graph.ConversionFailed(e.Digest, cause.Error(), s.graph.Now().Add(delay)); err != nil {
 		s.log.Error("recording a failed conversion", "digest", e.Digest, "err", err)
 	}
 }
@@ -245,7 +246,7 @@ func (s *Service) dropPending(b refgraph.Blob) error {
 	if b.Kind != refgraph.KindPending {
 		return nil
 	}
-	if err := os.Remove(s.pendingPath(b.Digest)); err != nil && !errors.Is(err, os.ErrNotExist) {
+	if err := s.fs.Remove(s.pendingPath(b.Digest)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("removing pending file: %w", err)
 	}
 	return nil
@@ -259,9 +260,9 @@ func (s *Service) openOriginal(ctx context.Context, b refgraph.Blob) (io.ReadClo
 			return nil, err
 		}
 		if !ok {
-			return nil, fmt.Errorf("pending blob %s has no file: %w", b.Digest, os.ErrNotExist)
+			return nil, fmt.Errorf("pending blob %s has no file: %w", b.Digest, fs.ErrNotExist)
 		}
-		return assembler.Verify(f, b.Digest, b.Size), nil
+		return assembler.Verify(sectionFile{io.NewSectionReader(f, 0, b.Size), f}, b.Digest, b.Size), nil
 	}
 	return s.asm.Open(ctx, recipe(b), 0, b.Size)
 }
@@ -348,11 +349,11 @@ func (s *Service) splitLayer(ctx context.Context, b refgraph.Blob, orig func() (
 
 	// Split: the content stream is chunked as it comes; the header stream,
 	// small, waits in a temporary file.
-	hf, err := os.CreateTemp(s.convert.PendingDir, ".headers-*")
+	hf, hpath, err := fsutil.CreateTemp(s.fs, s.convert.PendingDir, ".headers-")
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	defer func() { hf.Close(); os.Remove(hf.Name()) }()
+	defer func() { hf.Close(); s.fs.Remove(hpath) }()
 	pr, pw := io.Pipe()
 	type writeResult struct {
 		chunks []chunkstore.Chunk
@@ -364,7 +365,8 @@ func (s *Service) splitLayer(ctx context.Context, b refgraph.Blob, orig func() (
 		pr.CloseWithError(err)
 		res <- writeResult{c, err}
 	}()
-	hw := bufio.NewWriter(hf)
+	hn := &countWriter{w: hf}
+	hw := bufio.NewWriter(hn)
 	st, splitErr := tarsplit.Split(tarStream, hw, pw)
 	pw.CloseWithError(splitErr)
 	content := <-res
@@ -378,10 +380,7 @@ func (s *Service) splitLayer(ctx context.Context, b refgraph.Blob, orig func() (
 	if err := hw.Flush(); err != nil {
 		return nil, nil, written, err
 	}
-	if _, err := hf.Seek(0, io.SeekStart); err != nil {
-		return nil, nil, written, err
-	}
-	headers, _, err := s.store.Write(ctx, hf, s.knownChunk)
+	headers, _, err := s.store.Write(ctx, io.NewSectionReader(hf, 0, hn.n), s.knownChunk)
 	written = append(written, headers...)
 	if err != nil {
 		return nil, nil, written, err
@@ -418,4 +417,16 @@ func (s *Service) splitLayer(ctx context.Context, b refgraph.Blob, orig func() (
 		return nil, nil, written, fmt.Errorf("%w: the recipe does not rebuild the blob: %v", errNotLayer, err)
 	}
 	return chunks, layout, written, nil
+}
+
+// countWriter counts the bytes written through it.
+type countWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
 }

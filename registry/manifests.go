@@ -133,7 +133,12 @@ func (s *Service) GetManifest(ctx context.Context, repo, ref string) (Manifest, 
 // PutManifest validates and stores content as manifest ref (a tag or its
 // digest) of repo, and returns its digest and subject (if any).
 // contentType is the request's Content-Type.
-func (s *Service) PutManifest(ctx context.Context, repo, ref, contentType string, content []byte) (digest.Digest, digest.Digest, error) {
+func (s *Service) PutManifest(ctx context.Context, repo, ref, contentType string, content []byte) (_, _ digest.Digest, err error) {
+	defer guard(&err)
+	return s.putManifest(ctx, repo, ref, contentType, content)
+}
+
+func (s *Service) putManifest(ctx context.Context, repo, ref, contentType string, content []byte) (digest.Digest, digest.Digest, error) {
 	if int64(len(content)) > s.maxMan {
 		return "", "", fmt.Errorf("%w: manifest of %d bytes, limit %d", ErrTooLarge, len(content), s.maxMan)
 	}
@@ -282,7 +287,8 @@ func (s *Service) checkReferences(repo, mediaType string, body manifestBody) ([]
 }
 
 // DeleteManifest deletes a tag, or a manifest (with its tags) by digest.
-func (s *Service) DeleteManifest(ctx context.Context, repo, ref string) error {
+func (s *Service) DeleteManifest(ctx context.Context, repo, ref string) (err error) {
+	defer guard(&err)
 	d, err := digest.Parse(ref)
 	if err != nil {
 		if err := ValidateTag(ref); err != nil {

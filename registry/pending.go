@@ -4,14 +4,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
+	"io/fs"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/chunkyard/chunkyard/assembler"
 	"github.com/chunkyard/chunkyard/assembler/codec"
 	"github.com/chunkyard/chunkyard/chunkstore"
+	"github.com/chunkyard/chunkyard/internal/fsutil"
 	"github.com/chunkyard/chunkyard/refgraph"
+	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/opencontainers/go-digest"
 )
 
@@ -40,9 +43,13 @@ func isTar(prefix []byte) bool {
 }
 
 // commitPending makes the spool file at path blob d, pending conversion
-// (the caller removes the spool file).
+// (the caller removes the spool file): the file is fsynced, hard-linked
+// into the pending dir, that directory fsynced, and only then is the blob
+// indexed.
 func (s *Service) commitPending(repo string, d digest.Digest, size int64, path string) error {
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	// Opened for writing: not every system fsyncs a read-only descriptor.
+	// The session is locked and its file there, so this creates nothing.
+	f, err := s.fs.OpenReadWrite(path, vfs.WriteCategoryUnspecified)
 	if err != nil {
 		return fmt.Errorf("registry: pending blob %s: %w", d, err)
 	}
@@ -59,13 +66,13 @@ func (s *Service) commitPending(repo string, d digest.Digest, size int64, path s
 	// be removed once this push has indexed the blob again.
 	s.pendingMu.Lock()
 	defer s.pendingMu.Unlock()
-	if err := os.Link(path, dst); errors.Is(err, os.ErrExist) {
+	if err := s.fs.Link(path, dst); errors.Is(err, fs.ErrExist) {
 		mine = false
 	} else if err != nil {
 		return fmt.Errorf("registry: pending blob %s: %w", d, err)
 	}
-	if err := syncDir(s.convert.PendingDir); err != nil {
-		return err
+	if err := fsutil.SyncDir(s.fs, s.convert.PendingDir); err != nil {
+		return fmt.Errorf("registry: pending blob %s: %w", d, err)
 	}
 	created, err := s.graph.CommitPending(repo, d, size)
 	if err != nil {
@@ -78,16 +85,18 @@ func (s *Service) commitPending(repo string, d digest.Digest, size int64, path s
 	// Indexed already. The file is still needed if the blob is pending
 	// (another push of the same bytes got there first).
 	if b, err := s.graph.Blob(d); mine && err == nil && b.Kind != refgraph.KindPending {
-		os.Remove(dst)
+		s.fs.Remove(dst)
 	}
 	return nil
 }
 
 // openPending opens the file of a pending blob; ok=false if it is gone
-// (converted meanwhile: look the blob up again).
-func (s *Service) openPending(d digest.Digest) (*os.File, bool, error) {
-	f, err := os.Open(s.pendingPath(d))
-	if errors.Is(err, os.ErrNotExist) {
+// (converted meanwhile: look the blob up again). Read it only up to the
+// blob's size: a spool file a failed append left longer is linked as it
+// is.
+func (s *Service) openPending(d digest.Digest) (vfs.File, bool, error) {
+	f, err := s.fs.Open(s.pendingPath(d))
+	if errors.Is(err, fs.ErrNotExist) {
 		return nil, false, nil
 	}
 	if err != nil {
@@ -98,40 +107,41 @@ func (s *Service) openPending(d digest.Digest) (*os.File, bool, error) {
 
 // sweepPending removes pending files the index does not need (converted
 // before a crash removed them, or never committed) and temporary files.
+// It runs while pushes are served: each file is judged under pendingMu,
+// which commitPending holds from its link to its index batch, so a file a
+// push has linked but not indexed yet is never taken for stale.
 func (s *Service) sweepPending() error {
-	entries, err := os.ReadDir(s.convert.PendingDir)
+	names, err := s.fs.List(s.convert.PendingDir)
 	if err != nil {
 		return fmt.Errorf("registry: pending dir: %w", err)
 	}
-	for _, e := range entries {
-		path := filepath.Join(s.convert.PendingDir, e.Name())
-		algo, hex, ok := strings.Cut(e.Name(), "-")
-		d := digest.NewDigestFromEncoded(digest.Algorithm(algo), hex)
-		if ok && d.Validate() == nil {
-			b, err := s.graph.Blob(d)
-			if err == nil && b.Kind == refgraph.KindPending {
-				continue
-			}
-			if err != nil && !errors.Is(err, refgraph.ErrNotFound) {
-				return err
-			}
-		}
-		s.log.Info("removing stale pending file", "path", path)
-		if err := os.Remove(path); err != nil {
-			return fmt.Errorf("registry: %w", err)
+	slices.Sort(names)
+	for _, name := range names {
+		if err := s.sweepPendingFile(name); err != nil {
+			return err
 		}
 	}
 	return nil
 }
 
-func syncDir(dir string) error {
-	f, err := os.Open(dir)
-	if err != nil {
-		return err
+func (s *Service) sweepPendingFile(name string) error {
+	s.pendingMu.Lock()
+	defer s.pendingMu.Unlock()
+	path := filepath.Join(s.convert.PendingDir, name)
+	algo, hex, ok := strings.Cut(name, "-")
+	d := digest.NewDigestFromEncoded(digest.Algorithm(algo), hex)
+	if ok && d.Validate() == nil {
+		b, err := s.graph.Blob(d)
+		if err == nil && b.Kind == refgraph.KindPending {
+			return nil
+		}
+		if err != nil && !errors.Is(err, refgraph.ErrNotFound) {
+			return err
+		}
 	}
-	defer f.Close()
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("fsync %s: %w", dir, err)
+	s.log.Info("removing stale pending file", "path", path)
+	if err := s.fs.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("registry: %w", err)
 	}
 	return nil
 }
@@ -139,7 +149,7 @@ func syncDir(dir string) error {
 // sectionFile reads length bytes at off of f and closes f at the end.
 type sectionFile struct {
 	*io.SectionReader
-	f *os.File
+	f vfs.File
 }
 
 func (s sectionFile) Close() error { return s.f.Close() }
@@ -174,7 +184,7 @@ func (s *Service) BlobDeleted(b refgraph.Blob) {
 	if _, err := s.graph.Blob(b.Digest); !errors.Is(err, refgraph.ErrNotFound) {
 		return // indexed again (or the lookup failed: the start-up sweep decides)
 	}
-	if err := os.Remove(s.pendingPath(b.Digest)); err != nil && !errors.Is(err, os.ErrNotExist) {
+	if err := s.fs.Remove(s.pendingPath(b.Digest)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		s.log.Warn("removing the pending file of a deleted blob", "digest", b.Digest, "err", err)
 	}
 }

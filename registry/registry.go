@@ -3,6 +3,36 @@
 // writes (chunks durable in packs, then the index batch, then the spool
 // removed). It glues refgraph (names and counts), chunkstore (bytes) and
 // assembler (reads); ocihttp calls it and speaks only HTTP.
+//
+// # Durability
+//
+// The upload spool and the pending dir live on Options.FS (a vfs.FS; the
+// operating system's by default). A push is acknowledged only once what it
+// stored survives a power loss, and nothing becomes visible before the
+// data it names is durable:
+//
+//   - Upload sessions are not durable (nothing is fsynced while a PATCH
+//     arrives); after a crash a session may have lost bytes, and the
+//     digest check at commit refuses what does not match. Every read of a
+//     spool file is bounded by the session's size.
+//   - A blob stored as chunks (opaque, or a manifest) is written by
+//     chunkstore, which fsyncs its packs before it returns; then one
+//     synced index batch records it; then the client gets its 201.
+//   - A layer left for the converter: its spool file is fsynced,
+//     hard-linked into the pending dir (created durably, at New), the
+//     pending dir fsynced, and only then is the blob indexed as pending
+//     and acknowledged. pendingMu covers the link and the batch against the
+//     removals of pending files by GC (BlobDeleted) and by the sweep at
+//     converter start.
+//   - A conversion writes its chunks (durable), then changes the blob in
+//     one batch, then removes the pending file without an fsync: a file a
+//     crash brings back is swept at the next converter start.
+//
+// A full disk or an I/O error under the data dir fails the request with
+// ErrInsufficientStorage or ErrStorageFailure (ocihttp answers 507 or 500)
+// and leaves what was stored as it was. A failed index (refgraph.ErrIndexFailed)
+// takes no more writes: every write is refused with ErrStorageFailure
+// until the process restarts.
 package registry
 
 import (
@@ -14,19 +44,24 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"sync"
 	"time"
 
 	"github.com/chunkyard/chunkyard/assembler"
 	"github.com/chunkyard/chunkyard/chunkstore"
+	"github.com/chunkyard/chunkyard/internal/fsutil"
 	"github.com/chunkyard/chunkyard/refgraph"
+	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 // Options configure a Service.
 type Options struct {
+	// FS is the file system of UploadDir and Convert.PendingDir; nil
+	// means vfs.Default, the operating system's. Tests pass a crashable
+	// in-memory FS or one that injects errors.
+	FS              vfs.FS
 	UploadDir       string        // spool for upload sessions
 	UploadTTL       time.Duration // idle sessions older than this expire; default 24h
 	MaxManifestSize int64         // default 4 MiB
@@ -46,6 +81,7 @@ type Options struct {
 
 // Service implements the registry operations over the index and the store.
 type Service struct {
+	fs      vfs.FS
 	graph   *refgraph.Graph
 	store   *chunkstore.Store
 	asm     *assembler.Assembler
@@ -56,7 +92,7 @@ type Service struct {
 	kick    chan struct{}         // wakes the converter
 	layers  *chunkstore.FileCache // encoded layers; nil: none
 
-	pendingMu sync.Mutex // commitPending against BlobDeleted
+	pendingMu sync.Mutex // commitPending against BlobDeleted and sweepPending
 	pulls     pullTimes
 	pushes    pushActivity // uploads in flight, which conversions yield to
 	scans     *scanner
@@ -74,7 +110,8 @@ func New(graph *refgraph.Graph, store *chunkstore.Store, opts Options) (*Service
 	if opts.MaxManifestSize <= 0 {
 		opts.MaxManifestSize = 4 << 20
 	}
-	up, err := newUploads(opts.UploadDir, opts.UploadTTL, opts.Logger)
+	fsys := fsutil.OrDefault(opts.FS)
+	up, err := newUploads(fsys, opts.UploadDir, opts.UploadTTL, opts.Logger)
 	if err != nil {
 		return nil, err
 	}
@@ -82,12 +119,14 @@ func New(graph *refgraph.Graph, store *chunkstore.Store, opts Options) (*Service
 		if opts.Convert.PendingDir == "" {
 			return nil, errors.New("registry: conversion needs a pending dir")
 		}
-		if err := os.MkdirAll(opts.Convert.PendingDir, 0o750); err != nil {
+		// Durably: acknowledged layers wait in it.
+		if err := fsutil.MkdirAll(fsys, opts.Convert.PendingDir, 0o750); err != nil {
 			return nil, fmt.Errorf("registry: %w", err)
 		}
 	}
 	opts.Convert.setDefaults() // scans read opaque layers within its limits
 	return &Service{
+		fs:    fsys,
 		graph: graph,
 		store: store,
 		asm: assembler.New(graph, store, assembler.Options{
@@ -220,7 +259,8 @@ func notFound(err, class error, what any) error {
 
 // OpenBlob returns a reader of length bytes of blob d from off, and the
 // blob's size. length < 0 means to the end.
-func (s *Service) OpenBlob(ctx context.Context, repo string, d digest.Digest, off, length int64) (io.ReadCloser, int64, error) {
+func (s *Service) OpenBlob(ctx context.Context, repo string, d digest.Digest, off, length int64) (_ io.ReadCloser, _ int64, err error) {
+	defer guard(&err)
 	for attempt := 0; ; attempt++ {
 		b, err := s.linkedBlob(repo, d)
 		if err != nil {
@@ -242,7 +282,7 @@ func (s *Service) OpenBlob(ctx context.Context, repo string, d digest.Digest, of
 		}
 		if ok {
 			if off == 0 && length == b.Size {
-				return assembler.Verify(f, d, b.Size), b.Size, nil
+				return assembler.Verify(sectionFile{io.NewSectionReader(f, 0, b.Size), f}, d, b.Size), b.Size, nil
 			}
 			return sectionFile{io.NewSectionReader(f, off, length), f}, b.Size, nil
 		}
@@ -253,7 +293,8 @@ func (s *Service) OpenBlob(ctx context.Context, repo string, d digest.Digest, of
 }
 
 // DeleteBlob removes repo's link to blob d.
-func (s *Service) DeleteBlob(ctx context.Context, repo string, d digest.Digest) error {
+func (s *Service) DeleteBlob(ctx context.Context, repo string, d digest.Digest) (err error) {
+	defer guard(&err)
 	if err := checkDigest(d); err != nil {
 		return err
 	}
@@ -262,7 +303,8 @@ func (s *Service) DeleteBlob(ctx context.Context, repo string, d digest.Digest) 
 
 // MountBlob links blob d into repo if from (or, with from empty, any
 // repository) has it. ErrBlobUnknown means the caller should upload.
-func (s *Service) MountBlob(ctx context.Context, repo, from string, d digest.Digest) error {
+func (s *Service) MountBlob(ctx context.Context, repo, from string, d digest.Digest) (err error) {
+	defer guard(&err)
 	if err := checkDigest(d); err != nil {
 		return err
 	}
@@ -278,7 +320,8 @@ func (s *Service) MountBlob(ctx context.Context, repo, from string, d digest.Dig
 }
 
 // StartUpload opens an upload session in repo and returns its id.
-func (s *Service) StartUpload(ctx context.Context, repo string) (string, error) {
+func (s *Service) StartUpload(ctx context.Context, repo string) (_ string, err error) {
+	defer guard(&err)
 	sess, err := s.uploads.start(repo)
 	if err != nil {
 		return "", err
@@ -298,7 +341,8 @@ func (s *Service) UploadStatus(ctx context.Context, repo, id string) (int64, err
 
 // AppendUpload appends r to session id; offset >= 0 must be the session's
 // current size. It returns the new size.
-func (s *Service) AppendUpload(ctx context.Context, repo, id string, offset int64, r io.Reader) (int64, error) {
+func (s *Service) AppendUpload(ctx context.Context, repo, id string, offset int64, r io.Reader) (_ int64, err error) {
+	defer guard(&err)
 	defer s.pushes.begin()()
 	sess, err := s.uploads.get(repo, id)
 	if err != nil {
@@ -310,7 +354,8 @@ func (s *Service) AppendUpload(ctx context.Context, repo, id string, offset int6
 }
 
 // CancelUpload drops session id.
-func (s *Service) CancelUpload(ctx context.Context, repo, id string) error {
+func (s *Service) CancelUpload(ctx context.Context, repo, id string) (err error) {
+	defer guard(&err)
 	sess, err := s.uploads.get(repo, id)
 	if err != nil {
 		return err
@@ -324,7 +369,8 @@ func (s *Service) CancelUpload(ctx context.Context, repo, id string) error {
 // (offset < 0: unchecked), checks the whole upload against d, and commits
 // it as blob d of repo. The session ends whether or not this succeeds,
 // unless the error is ErrRangeInvalid.
-func (s *Service) FinishUpload(ctx context.Context, repo, id string, d digest.Digest, offset int64, r io.Reader) error {
+func (s *Service) FinishUpload(ctx context.Context, repo, id string, d digest.Digest, offset int64, r io.Reader) (err error) {
+	defer guard(&err)
 	defer s.pushes.begin()()
 	if err := checkDigest(d); err != nil {
 		return err
@@ -338,14 +384,14 @@ func (s *Service) FinishUpload(ctx context.Context, repo, id string, d digest.Di
 		return err
 	}
 	defer s.uploads.finish(sess)
-	got, err := sess.digest(d.Algorithm())
+	got, err := sess.digest(s.fs, d.Algorithm())
 	if err != nil {
 		return err
 	}
 	if got != d {
 		return fmt.Errorf("%w: upload is %s, client said %s", ErrDigestInvalid, got, d)
 	}
-	f, err := os.Open(sess.path)
+	f, err := s.fs.Open(sess.path)
 	if err != nil {
 		return fmt.Errorf("registry: upload %s: %w", id, err)
 	}
@@ -355,26 +401,26 @@ func (s *Service) FinishUpload(ctx context.Context, repo, id string, d digest.Di
 
 // digest returns the digest of the session's bytes with algo, from the
 // running hash if it has one.
-func (sess *session) digest(algo digest.Algorithm) (digest.Digest, error) {
+func (sess *session) digest(fsys vfs.FS, algo digest.Algorithm) (digest.Digest, error) {
 	if algo == digest.SHA256 && sess.h != nil {
 		return digest.NewDigestFromBytes(algo, sess.h.Sum(nil)), nil
 	}
 	if !algo.Available() {
 		return "", fmt.Errorf("%w: digest algorithm %q", ErrDigestInvalid, algo)
 	}
-	f, err := os.Open(sess.path)
+	f, err := fsys.Open(sess.path)
 	if err != nil {
 		return "", fmt.Errorf("registry: upload %s: %w", sess.id, err)
 	}
 	defer f.Close()
-	return algo.FromReader(f)
+	return algo.FromReader(io.NewSectionReader(f, 0, sess.size))
 }
 
-// commit stores the verified content of blob d (size bytes in the file at
-// path, open as r) and links it into repo: data durable first (chunks in
-// packs, or the file itself for a layer pending conversion), then the
-// index batch.
-func (s *Service) commit(ctx context.Context, repo string, d digest.Digest, size int64, path string, r *os.File) error {
+// commit stores the verified content of blob d (the first size bytes of
+// the file at path, open as f) and links it into repo: data durable first
+// (chunks in packs, or the file itself for a layer pending conversion),
+// then the index batch.
+func (s *Service) commit(ctx context.Context, repo string, d digest.Digest, size int64, path string, f vfs.File) error {
 	if _, err := s.graph.Blob(d); err == nil {
 		// Garbage collection may remove the blob before the link lands:
 		// then it is stored again below.
@@ -383,14 +429,16 @@ func (s *Service) commit(ctx context.Context, repo string, d digest.Digest, size
 		}
 	}
 	if s.convert.Workers > 0 {
-		prefix := make([]byte, 512)
-		n, _ := r.ReadAt(prefix, 0)
+		prefix := make([]byte, min(512, size))
+		n, _ := f.ReadAt(prefix, 0)
 		if layerCandidate(prefix[:n]) {
 			return s.commitPending(repo, d, size, path)
 		}
 	}
 	for attempt := 0; ; attempt++ {
-		chunks, n, err := s.store.Write(ctx, r, s.knownChunk)
+		// A new reader each attempt: bounded by size, for a spool file a
+		// failed append left longer.
+		chunks, n, err := s.store.Write(ctx, io.NewSectionReader(f, 0, size), s.knownChunk)
 		if err != nil {
 			return fmt.Errorf("registry: store blob %s: %w", d, err)
 		}
@@ -403,9 +451,6 @@ func (s *Service) commit(ctx context.Context, repo string, d digest.Digest, size
 		}
 		// A chunk we deduplicated against was reclaimed meanwhile: write
 		// the blob again.
-		if _, err := r.Seek(0, io.SeekStart); err != nil {
-			return err
-		}
 	}
 }
 

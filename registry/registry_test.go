@@ -306,8 +306,10 @@ func TestUploadsExpire(t *testing.T) {
 	old, _ := e.svc.StartUpload(ctx, "app")
 	fresh, _ := e.svc.StartUpload(ctx, "app")
 	past := time.Now().Add(-2 * time.Hour)
-	if err := os.Chtimes(filepath.Join(e.dir, "uploads", old), past, past); err != nil {
-		t.Fatal(err)
+	for _, name := range []string{old, old + ".json"} { // started and last written long ago
+		if err := os.Chtimes(filepath.Join(e.dir, "uploads", name), past, past); err != nil {
+			t.Fatal(err)
+		}
 	}
 	e.svc.uploads.expire(time.Now())
 	if _, err := e.svc.UploadStatus(ctx, "app", old); !errors.Is(err, ErrBlobUploadUnknown) {

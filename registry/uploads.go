@@ -8,21 +8,35 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/chunkyard/chunkyard/chunkstore"
 	"hash"
 	"io"
+	"io/fs"
 	"log/slog"
-	"os"
+	"maps"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/chunkyard/chunkyard/chunkstore"
+	"github.com/chunkyard/chunkyard/internal/fsutil"
+	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
 // uploads spools blob upload sessions to disk, one file per session
 // (<dir>/<id>) with a small sidecar (<dir>/<id>.json) naming its repository,
 // so a session survives a restart and is never held in memory.
+//
+// Sessions are not durable: what a PATCH wrote is not fsynced (no
+// registry promises it; the spool file is fsynced when its blob is
+// committed). After a power loss a session may have lost bytes, or hold
+// zeros where they were; its size is then read from the file and the
+// digest check at commit refuses whatever does not match. Every read of a
+// spool file is bounded by the session's size, so the tail a failed append
+// may leave is never read.
 type uploads struct {
+	fs  vfs.FS
 	dir string
 	ttl time.Duration
 	log *slog.Logger
@@ -49,11 +63,11 @@ type sessionMeta struct {
 	Started time.Time `json:"started"`
 }
 
-func newUploads(dir string, ttl time.Duration, log *slog.Logger) (*uploads, error) {
-	if err := os.MkdirAll(dir, 0o750); err != nil {
+func newUploads(fsys vfs.FS, dir string, ttl time.Duration, log *slog.Logger) (*uploads, error) {
+	if err := fsys.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("uploads: %w", err)
 	}
-	return &uploads{dir: dir, ttl: ttl, log: log, sessions: map[string]*session{}}, nil
+	return &uploads{fs: fsys, dir: dir, ttl: ttl, log: log, sessions: map[string]*session{}}, nil
 }
 
 func newID() string {
@@ -81,14 +95,18 @@ func (u *uploads) start(repo string) (*session, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := os.WriteFile(s.path+".json", meta, 0o640); err != nil {
+	if err := u.writeFile(s.path+".json", meta); err != nil {
 		return nil, fmt.Errorf("uploads: start: %w", err)
 	}
-	f, err := os.OpenFile(s.path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o640)
+	// The id is 128 random bits: Create never meets an existing file.
+	f, err := u.fs.Create(s.path, vfs.WriteCategoryUnspecified)
 	if err != nil {
+		u.fs.Remove(s.path + ".json")
 		return nil, fmt.Errorf("uploads: start: %w", err)
 	}
-	f.Close()
+	if err := f.Close(); err != nil {
+		return nil, fmt.Errorf("uploads: start: %w", err)
+	}
 	u.mu.Lock()
 	u.sessions[s.id] = s
 	u.mu.Unlock()
@@ -104,12 +122,12 @@ func (u *uploads) get(repo, id string) (*session, error) {
 	s, ok := u.sessions[id]
 	if !ok {
 		// Opened before a restart: find it on disk.
-		meta, err := os.ReadFile(filepath.Join(u.dir, id+".json"))
+		meta, err := fsutil.ReadFile(u.fs, filepath.Join(u.dir, id+".json"))
 		var m sessionMeta
 		if err == nil {
 			err = json.Unmarshal(meta, &m)
 		}
-		fi, statErr := os.Stat(filepath.Join(u.dir, id))
+		fi, statErr := u.fs.Stat(filepath.Join(u.dir, id))
 		if err != nil || statErr != nil {
 			u.mu.Unlock()
 			return nil, fmt.Errorf("%w: %s", ErrBlobUploadUnknown, id)
@@ -132,23 +150,32 @@ func (u *uploads) append(ctx context.Context, s *session, offset int64, r io.Rea
 	if offset >= 0 && offset != s.size {
 		return fmt.Errorf("%w: upload %s is at %d, chunk starts at %d", ErrRangeInvalid, s.id, s.size, offset)
 	}
-	f, err := os.OpenFile(s.path, os.O_WRONLY, 0)
+	// OpenReadWrite would create a missing file: a session whose file
+	// is gone is unknown.
+	if _, err := u.fs.Stat(s.path); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("%w: %s", ErrBlobUploadUnknown, s.id)
+		}
+		return fmt.Errorf("uploads: %s: %w", s.id, err)
+	}
+	f, err := u.fs.OpenReadWrite(s.path, vfs.WriteCategoryUnspecified)
 	if err != nil {
 		return fmt.Errorf("uploads: %s: %w", s.id, err)
 	}
 	defer f.Close()
-	if _, err := f.Seek(s.size, io.SeekStart); err != nil {
-		return fmt.Errorf("uploads: %s: %w", s.id, err)
-	}
-	var w io.Writer = f
+	var w io.Writer = io.NewOffsetWriter(f, s.size)
 	if s.h != nil {
-		w = io.MultiWriter(f, s.h)
+		// The hash first: a vfs.File's Write may change its argument.
+		w = io.MultiWriter(s.h, w)
 	}
 	n, err := io.Copy(w, chunkstore.ContextReader(ctx, r))
 	if err != nil {
-		// The bytes written may be partial: drop them so the session stays
-		// at a known size, and forget the running hash.
-		f.Truncate(s.size)
+		// The bytes written may be partial: the session stays at its
+		// known size (reads are bounded by it; cut them off where the FS
+		// can), and the running hash is forgotten.
+		if _, terr := fsutil.Truncate(f, s.size); terr != nil {
+			u.log.Warn("cutting a failed upload chunk", "id", s.id, "err", terr)
+		}
 		s.h = nil
 		return fmt.Errorf("uploads: %s: %w", s.id, err)
 	}
@@ -163,26 +190,53 @@ func (u *uploads) finish(s *session) {
 	delete(u.sessions, s.id)
 	u.mu.Unlock()
 	for _, p := range []string{s.path, s.path + ".json"} {
-		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+		if err := u.fs.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			u.log.Warn("removing upload file", "path", p, "err", err)
 		}
 	}
 }
 
+// writeFile writes a small file (not durably: see uploads).
+func (u *uploads) writeFile(path string, data []byte) error {
+	f, err := u.fs.Create(path, vfs.WriteCategoryUnspecified)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		u.fs.Remove(path)
+	}
+	return err
+}
+
 // expire removes sessions untouched for longer than the TTL.
 func (u *uploads) expire(now time.Time) {
-	entries, err := os.ReadDir(u.dir)
+	names, err := u.fs.List(u.dir)
 	if err != nil {
 		u.log.Warn("listing uploads", "err", err)
 		return
 	}
-	for _, e := range entries {
-		id := strings.TrimSuffix(e.Name(), ".json")
-		if !validID(id) || e.Name() != id {
-			continue
+	// A session's spool file, its sidecar, or (after a crash cut its start
+	// or its end short) either alone.
+	ids := map[string]bool{}
+	for _, name := range names {
+		if id := strings.TrimSuffix(name, ".json"); validID(id) {
+			ids[id] = true
 		}
-		fi, err := e.Info()
-		if err != nil || now.Sub(fi.ModTime()) < u.ttl {
+	}
+	for _, id := range slices.Sorted(maps.Keys(ids)) {
+		// Idle since the later write of the spool file and its sidecar:
+		// an empty spool file has no write of its own on every FS.
+		var last time.Time
+		for _, name := range []string{id, id + ".json"} {
+			if fi, err := u.fs.Stat(filepath.Join(u.dir, name)); err == nil && fi.ModTime().After(last) {
+				last = fi.ModTime()
+			}
+		}
+		if last.IsZero() || now.Sub(last) < u.ttl {
 			continue
 		}
 		u.mu.Lock()
@@ -197,6 +251,6 @@ func (u *uploads) expire(now time.Time) {
 		} else {
 			u.finish(&session{id: id, path: filepath.Join(u.dir, id)})
 		}
-		u.log.Info("expired upload session", "id", id, "idle", now.Sub(fi.ModTime()).Round(time.Second))
+		u.log.Info("expired upload session", "id", id, "idle", now.Sub(last).Round(time.Second))
 	}
 }

@@ -150,16 +150,24 @@ func fsckCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	addStoreFlags(fs, &sf)
 	repair := fs.Bool("repair", false, "write the recomputed counts where they drifted")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
+	tempDir := fs.String("temp-dir", "", "where the recounts spill their sorted runs (about 50 bytes per chunk; removed at the end); default: the data dir")
+	memory := byteSize(refgraph.DefaultCheckMemory)
+	fs.Var(&memory, "memory", "memory for sorting, whatever the index's size (e.g. 64MiB, 1GiB)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	data, err := openData(ctx, sf, log, false)
 	if err != nil {
 		return err
 	}
 	defer data.Close()
-	r, err := gc.Fsck(ctx, data.graph, data.store, *repair)
+	if *tempDir == "" {
+		*tempDir = sf.data
+	}
+	r, err := gc.FsckWith(ctx, data.graph, data.store, gc.FsckOptions{Repair: *repair, TempDir: *tempDir, Memory: int(memory)})
 	if err != nil {
 		return err
 	}
@@ -170,34 +178,55 @@ func fsckCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			return err
 		}
 	} else {
-		i := r.Index
-		fmt.Fprintf(stdout, "checked %d blobs, %d chunks, %d packs, %d links; read %d pack trailers\n", i.Blobs, i.Chunks, i.Packs, i.Links, r.PacksChecked)
-		for _, p := range append(i.Problems, r.PackProblems...) {
-			fmt.Fprintln(stdout, "  ", p)
-		}
-		fmt.Fprintf(stdout, "drift %d%s, broken references %d, pack problems %d, unknown packs %d (garbage for gc)\n",
-			i.Drift, map[bool]string{true: " (repaired)", false: ""}[i.Repaired], i.Broken, len(r.PackProblems), r.UnknownPacks)
+		printFsck(stdout, r)
 	}
-	if !r.OK() && !(r.Index.Repaired && r.Index.Broken == 0 && len(r.PackProblems) == 0) {
+	if !r.OK() && !(r.Index.Repaired && r.Index.Broken == 0 && r.PackProblemCount == 0) {
 		return errors.New("fsck found problems")
 	}
 	return nil
 }
 
+func printFsck(w io.Writer, r *gc.FsckReport) {
+	i := r.Index
+	fmt.Fprintf(w, "checked %d repositories, %d links, %d manifests, %d blobs, %d chunks, %d packs; read %d pack trailers\n",
+		i.Repos, i.Links, i.Manifests, i.Blobs, i.Chunks, i.Packs, r.PacksChecked)
+	for _, p := range append(i.Problems, r.PackProblems...) {
+		fmt.Fprintln(w, "  ", p)
+	}
+	if shown := len(i.Problems) + len(r.PackProblems); shown < i.Drift+i.Broken+r.PackProblemCount {
+		fmt.Fprintf(w, "   (%d more not listed)\n", i.Drift+i.Broken+r.PackProblemCount-shown)
+	}
+	repaired := ""
+	if i.Repaired {
+		repaired = fmt.Sprintf(" (repaired: %d fixes", i.Repairs)
+		if i.RepairsSkipped > 0 {
+			repaired += fmt.Sprintf(", %d moot: changed meanwhile", i.RepairsSkipped)
+		}
+		repaired += ")"
+	}
+	fmt.Fprintf(w, "drift %d%s, broken references %d, pack problems %d, unknown packs %d (garbage for gc)\n",
+		i.Drift, repaired, i.Broken, r.PackProblemCount, r.UnknownPacks)
+	if r.ChangedMeanwhile > 0 {
+		fmt.Fprintf(w, "%d chunks or packs changed while fsck ran (moved or released by pushes and gc): not problems\n", r.ChangedMeanwhile)
+	}
+}
+
 // gcService runs GC inside serve: on a schedule, and on demand over the
 // admin API, with a configuration the API may replace.
 type gcService struct {
-	col   *gc.Collector
-	graph *refgraph.Graph
-	log   *slog.Logger
+	col     *gc.Collector
+	graph   *refgraph.Graph
+	store   gc.Store
+	tempDir string // where an online fsck spills its sorted runs
+	log     *slog.Logger
 
 	mu     sync.Mutex
 	cfg    gc.Config
 	reload chan struct{} // the configuration changed
 }
 
-func newGCService(col *gc.Collector, g *refgraph.Graph, cfg gc.Config, log *slog.Logger) *gcService {
-	return &gcService{col: col, graph: g, cfg: cfg, log: log, reload: make(chan struct{}, 1)}
+func newGCService(col *gc.Collector, g *refgraph.Graph, store gc.Store, tempDir string, cfg gc.Config, log *slog.Logger) *gcService {
+	return &gcService{col: col, graph: g, store: store, tempDir: tempDir, cfg: cfg, log: log, reload: make(chan struct{}, 1)}
 }
 
 func (s *gcService) config() gc.Config {
@@ -263,6 +292,7 @@ func nextGCWake(lastRun time.Time, interval time.Duration, packsDue time.Time) (
 //	PUT  /admin/gc/config        replace it (JSON, same fields; kept in the index)
 //	POST /admin/gc/run[?dry_run=1]  run now and return the report
 //	GET  /admin/gc/last          the last scheduled or on-demand run's report
+//	POST /admin/fsck[?repair=1]  fsck while serving (the same report as chunkyard fsck --json)
 func (s *gcService) handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /admin/gc/config", func(w http.ResponseWriter, r *http.Request) {
@@ -306,6 +336,19 @@ func (s *gcService) handler() http.Handler {
 	})
 	mux.HandleFunc("GET /admin/gc/last", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, s.col.Last())
+	})
+	// fsck while serving: the recount reads a snapshot of the index and
+	// spills to disk, so pushes and pulls go on; ?repair=1 applies the
+	// fixes, each re-checked in its own batch.
+	mux.HandleFunc("POST /admin/fsck", func(w http.ResponseWriter, r *http.Request) {
+		repair := r.URL.Query().Get("repair")
+		rep, err := gc.FsckWith(r.Context(), s.graph, s.store, gc.FsckOptions{
+			Repair: repair == "1" || repair == "true", TempDir: s.tempDir})
+		if err != nil {
+			writeJSON(w, http.StatusInternalServerError, map[string]any{"error": err.Error()})
+			return
+		}
+		writeJSON(w, http.StatusOK, rep)
 	})
 	return mux
 }

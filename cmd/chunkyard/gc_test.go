@@ -73,6 +73,10 @@ func TestAdminAPI(t *testing.T) {
 	if b := do("GET", base+"/admin/gc/last", "", http.StatusOK); !bytes.Contains(b, []byte(`"dry_run": false`)) {
 		t.Fatalf("last: %s", b)
 	}
+	var fsck gc.FsckReport
+	if err := json.Unmarshal(do("POST", base+"/admin/fsck", "", http.StatusOK), &fsck); err != nil || !fsck.OK() {
+		t.Fatalf("online fsck: %+v %v", fsck, err)
+	}
 	stop()
 
 	base, stop = start()

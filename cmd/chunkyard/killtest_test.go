@@ -191,18 +191,18 @@ func killImage(t *testing.T, seed uint64) v1.Image {
 type server struct {
 	cmd  *exec.Cmd
 	addr string
-	log  *bytes.Buffer
+	log  *logBuffer
 	done chan error
 }
 
 func startServer(t *testing.T, bin, data, cfg, name string, extra ...string) *server {
 	t.Helper()
-	s := &server{addr: freeAddr(t), log: &bytes.Buffer{}, done: make(chan error, 1)}
+	s := &server{addr: freeAddr(t), log: &logBuffer{}, done: make(chan error, 1)}
 	args := append([]string{"serve", "--addr", s.addr, "--data", data, "--gc-config", cfg,
 		"--pack-size", "1048576", "--log-level", "info", "--codec-helpers", t.TempDir()}, extra...)
 	s.cmd = exec.Command(bin, args...)
 	s.cmd.Stdout = io.Discard
-	s.cmd.Stderr = &syncWriter{w: s.log}
+	s.cmd.Stderr = s.log
 	if err := s.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -152,7 +152,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	col := gc.New(data.graph, data.store, log)
 	col.OnBlobDeleted = svc.BlobDeleted
-	gcs := newGCService(col, data.graph, gcCfg, log)
+	gcs := newGCService(col, data.graph, data.store, sf.data, gcCfg, log)
 	log.Info("gc configured", "from", gcFrom, "interval", gcCfg.Interval.D(), "policies", len(gcCfg.Policies))
 
 	// Background work (upload expiry, the layer converter, GC) stops, and
@@ -206,9 +206,15 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	go func() { errc <- srv.Serve(ln) }()
 	log.Info("chunkyard serving", "addr", ln.Addr().String(), "data", sf.data, "storage", sf.storage, "version", versionString())
 
+	var failed error
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serve: %w", err)
+	case <-data.graph.Failed():
+		// Fail-stop: the index takes no more writes; a restart (once the
+		// disk is fixed) recovers everything acknowledged.
+		failed = fmt.Errorf("serve: %w; restart once the disk under --data is fixed", data.graph.Err())
+		log.Error("stopping", "err", failed)
 	case <-ctx.Done():
 	}
 	log.Info("shutting down: waiting for in-flight requests", "timeout", *shutdownTimeout)
@@ -220,6 +226,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
+	}
+	if failed != nil {
+		return failed
 	}
 	log.Info("stopped")
 	return nil
