@@ -125,7 +125,8 @@ func (s *Service) manifestBodyOf(ctx context.Context, d digest.Digest) (manifest
 // ScanReport returns the scan of manifest ref (tag or digest) of repo:
 // not done yet (its layers queued or being analyzed), or its report, one
 // per platform image for an index. It reads no layer: the workers do.
-func (s *Service) ScanReport(ctx context.Context, repo, ref string) (*ScanResult, error) {
+func (s *Service) ScanReport(ctx context.Context, repo, ref string) (_ *ScanResult, err error) {
+	defer guard(&err) // a failed index: ErrStorageFailure, not a panic
 	if !s.scans.on() {
 		return nil, ErrScanningOff
 	}
@@ -180,7 +181,8 @@ func (s *Service) ScanReport(ctx context.Context, repo, ref string) (*ScanResult
 // ScanNow is ScanReport after analyzing, here and now, the layers of the
 // image (or of an index's images) that have no inventory: for a scan of
 // a stopped data dir, where no worker runs.
-func (s *Service) ScanNow(ctx context.Context, repo, ref string) (*ScanResult, error) {
+func (s *Service) ScanNow(ctx context.Context, repo, ref string) (_ *ScanResult, err error) {
+	defer guard(&err) // a failed index: ErrStorageFailure, not a panic
 	if !s.scans.on() {
 		return nil, ErrScanningOff
 	}
@@ -406,7 +408,8 @@ const maxRecordSize = 16 << 20
 // (0: no bound). One import runs at a time; the images the import
 // concerns are matched again in the background (Run), and a report asked
 // for meanwhile is matched against the new feed then.
-func (s *Service) ImportAdvisories(ctx context.Context, r io.Reader, spoolDir string, maxZip int64) (ImportResult, error) {
+func (s *Service) ImportAdvisories(ctx context.Context, r io.Reader, spoolDir string, maxZip int64) (_ ImportResult, err error) {
+	defer guard(&err) // a failed index: ErrStorageFailure, not a panic
 	br := &peekReader{r: r}
 	head, err := br.peek(4)
 	if err != nil {
@@ -458,7 +461,8 @@ var ErrAdvisoryInvalid = errors.New("advisory invalid")
 
 // ImportAdvisoriesPath imports OSV advisories from a file, zip or
 // directory (see scan.DB.Import).
-func (s *Service) ImportAdvisoriesPath(ctx context.Context, path string) (ImportResult, error) {
+func (s *Service) ImportAdvisoriesPath(ctx context.Context, path string) (_ ImportResult, err error) {
+	defer guard(&err) // a failed index: ErrStorageFailure, not a panic
 	s.scans.importMu.Lock()
 	defer s.scans.importMu.Unlock()
 	st, err := s.scans.db.Import(ctx, path)
