@@ -31,6 +31,7 @@ func scanCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	format := fs.String("format", "table", "table, json, sarif or cyclonedx")
 	platform := fs.String("platform", "", "for an index, the platform image to report (os/arch[/variant]); sarif and cyclonedx need one if the index has several")
 	wait := fs.Duration("wait", 10*time.Minute, "with --server, how long to wait for a scan queued or running")
+	attach := fs.Bool("attach-sbom", false, "with --server, also push the image's CycloneDX SBOM to the repository as an OCI referrer of the image (artifactType "+ArtifactTypeCycloneDX+"; each reported platform image of an index)")
 	if err := parseInterleaved(fs, args); err != nil {
 		return err
 	}
@@ -41,6 +42,9 @@ func scanCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	case scan.FormatTable, scan.FormatJSON, scan.FormatSARIF, scan.FormatCycloneDX:
 	default:
 		return fmt.Errorf("--format %q: want table, json, sarif or cyclonedx", *format)
+	}
+	if *attach && *server == "" {
+		return fmt.Errorf("--attach-sbom needs --server (it pushes through the registry API)")
 	}
 	repo, ref, err := parseImageRef(fs.Arg(0))
 	if err != nil {
@@ -59,6 +63,11 @@ func scanCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	if idx == nil {
+		if *attach {
+			if err := attachSBOMs(ctx, *server, repo, []scan.Report{*one}, stderr); err != nil {
+				return err
+			}
+		}
 		return scan.WriteReport(stdout, one, *format)
 	}
 	reports := idx.Reports
@@ -71,6 +80,11 @@ func scanCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 		if len(reports) == 0 {
 			return fmt.Errorf("--platform %s: the index has no such image", *platform)
+		}
+	}
+	if *attach {
+		if err := attachSBOMs(ctx, *server, repo, reports, stderr); err != nil {
+			return err
 		}
 	}
 	switch {
@@ -95,6 +109,29 @@ func scanCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		names = append(names, r.Platform)
 	}
 	return fmt.Errorf("the index has %d platform images (%s): choose one with --platform for --format %s", len(reports), strings.Join(names, ", "), *format)
+}
+
+// attachSBOMs pushes each report's SBOM as a referrer of its image
+// (sbom.go) and says so on stderr.
+func attachSBOMs(ctx context.Context, server, repo string, reports []scan.Report, stderr io.Writer) error {
+	for i := range reports {
+		d, err := attachSBOM(ctx, http.DefaultClient, serverBase(server), repo, &reports[i])
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stderr, "scan: attached the SBOM of %s as %s@%s\n", reports[i].Image, repo, d)
+	}
+	return nil
+}
+
+// serverBase is --server as a URL without a trailing slash (http:// if
+// it names no scheme).
+func serverBase(server string) string {
+	base := strings.TrimSuffix(server, "/")
+	if !strings.Contains(base, "://") {
+		base = "http://" + base
+	}
+	return base
 }
 
 // parseImageRef splits REPO:TAG or REPO@DIGEST (a bare REPO means
@@ -145,11 +182,7 @@ func localReport(ctx context.Context, sf storeFlags, repo, ref string, stderr io
 // fetchReport asks a server for a report, waiting while it is queued or
 // running.
 func fetchReport(ctx context.Context, server, repo, ref string, wait time.Duration, stderr io.Writer) (*scan.Report, *scan.IndexReport, error) {
-	base := strings.TrimSuffix(server, "/")
-	if !strings.Contains(base, "://") {
-		base = "http://" + base
-	}
-	u := base + "/chunkyard/v1/" + repo + "/scan/" + url.PathEscape(ref)
+	u := serverBase(server) + "/chunkyard/v1/" + repo + "/scan/" + url.PathEscape(ref)
 	deadline := time.Now().Add(wait)
 	said := false
 	for {
