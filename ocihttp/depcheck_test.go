@@ -21,6 +21,7 @@ var forbidden = map[string][]string{
 	"assembler":  {"registry", "ocihttp"},
 	"registry":   {"ocihttp", "gc"},
 	"gc":         {"ocihttp", "registry", "assembler"},
+	"scan":       {"refgraph", "registry", "ocihttp", "gc"},
 }
 
 func TestPackageBoundaries(t *testing.T) {

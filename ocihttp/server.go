@@ -112,6 +112,7 @@ func NewHandler(reg Registry, opts Options) http.Handler {
 	v2.HandleFunc("/"+name+"/blobs/{digest}", s.repo(s.getBlob)).Methods(http.MethodGet, http.MethodHead)
 	v2.HandleFunc("/"+name+"/blobs/{digest}", s.repo(s.deleteBlob)).Methods(http.MethodDelete)
 	v2.HandleFunc("/"+name+"/referrers/{digest}", s.repo(s.referrers)).Methods(http.MethodGet)
+	r.HandleFunc("/chunkyard/v1/"+name+"/scan/{reference}", s.repo(s.scanReport)).Methods(http.MethodGet) // scan.go
 	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if badSegments(r.URL.EscapedPath()) {
 			writeCode(w, http.StatusBadRequest, "NAME_INVALID", "the path holds empty, \".\" or \"..\" segments")

@@ -41,6 +41,8 @@
 //	o/<pack>                         -> pack in the backend the index does not know, first seen (unix ns)
 //	a/<repo>\x00<digest>             -> manifest last pulled (unix ns; written a minute late, not synced)
 //	\x00setting/<name>               -> settings kept across restarts (the GC configuration)
+//	s/<key>                          -> package scan's records (inventories, advisories, scan queue, reports;
+//	                                    its package doc has their schema), handed out as a Space (space.go)
 //
 // Reference counts:
 //   - a blob's refs count the repository links that point at it: one per

@@ -224,6 +224,7 @@ func (s *Service) putManifest(ctx context.Context, repo, ref, contentType string
 	if err != nil {
 		return "", "", err
 	}
+	s.scanManifest(ctx, d, mediaType, body)
 	return d, m.Subject, nil
 }
 

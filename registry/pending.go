@@ -170,8 +170,9 @@ func (o overlay) Chunk(id chunkstore.ID) (refgraph.Chunk, error) {
 
 // BlobDeleted removes what blob b, just deleted from the index by garbage
 // collection, left outside it: its pending file (unless a push indexed the
-// blob again meanwhile) and its cached encoding.
+// blob again meanwhile), its cached encoding, its scan records.
 func (s *Service) BlobDeleted(b refgraph.Blob) {
+	s.scanBlobDeleted(b.Digest)
 	if s.layers != nil {
 		s.layers.Drop(assembler.LayerCacheKey(b.Digest))
 	}

@@ -78,6 +78,9 @@ type Options struct {
 	// Convert is how layers pushed opaque are split and re-chunked in the
 	// background; zero Workers: no conversion.
 	Convert ConvertOptions
+	// Scan is how pushed images are scanned for vulnerabilities; zero
+	// Workers: no scanning.
+	Scan ScanOptions
 }
 
 // Service implements the registry operations over the index and the store.
@@ -97,6 +100,7 @@ type Service struct {
 	pulls     pullTimes
 	pushes    pushActivity // uploads in flight, which conversions yield to
 	converted convertCounters
+	scans     *scanner
 }
 
 // New returns a Service. It does not own graph and store: the caller closes
@@ -124,8 +128,8 @@ func New(graph *refgraph.Graph, store *chunkstore.Store, opts Options) (*Service
 		if err := fsutil.MkdirAll(fsys, opts.Convert.PendingDir, 0o750); err != nil {
 			return nil, fmt.Errorf("registry: %w", err)
 		}
-		opts.Convert.setDefaults()
 	}
+	opts.Convert.setDefaults() // scans read opaque layers within its limits
 	return &Service{
 		fs:    fsys,
 		graph: graph,
@@ -142,6 +146,7 @@ func New(graph *refgraph.Graph, store *chunkstore.Store, opts Options) (*Service
 		uploads: up,
 		maxMan:  opts.MaxManifestSize,
 		log:     opts.Logger,
+		scans:   newScanner(graph, opts.Scan),
 	}, nil
 }
 
@@ -185,6 +190,12 @@ func (s *Service) Run(ctx context.Context) {
 			close(done)
 		}()
 		defer func() { <-done }()
+	}
+	if s.scans.on() {
+		done := make(chan struct{}, 2)
+		go func() { s.runScanner(ctx); done <- struct{}{} }()
+		go func() { s.runRematcher(ctx); done <- struct{}{} }()
+		defer func() { <-done; <-done }()
 	}
 	tick := time.NewTicker(min(s.uploads.ttl/4, time.Minute))
 	defer tick.Stop()

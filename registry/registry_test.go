@@ -25,6 +25,7 @@ type env struct {
 	t       testing.TB
 	dir     string
 	convert ConvertOptions
+	scan    ScanOptions
 	layers  *chunkstore.FileCache
 	log     *slog.Logger // nil: discard
 	// encodePar is Options.EncodeParallelism (0: the default).
@@ -60,7 +61,7 @@ func (e *env) open() {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	e.svc, err = New(e.graph, e.store, Options{UploadDir: filepath.Join(e.dir, "uploads"), UploadTTL: time.Hour, Convert: e.convert, LayerCache: e.layers,
-		EncodeParallelism: e.encodePar, Logger: log})
+		EncodeParallelism: e.encodePar, Scan: e.scan, Logger: log})
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -25,6 +25,7 @@ const (
 	keyAdvisory  = "am/"  // am/<id> -> advisory (what matching needs) JSON
 	keyIndex     = "idx/" // idx/<ecosystem>\x00<name>\x00<id> -> ""
 	keyFeed      = "meta/feed"
+	keyImporting = "meta/importing" // an import is writing records (or was cut off)
 )
 
 // DB keeps layers' inventories and the advisory feed in a KV, and matches
@@ -44,7 +45,8 @@ func inventoryKey(layer string, version int) []byte {
 
 // PutInventory stores a layer's inventory (cache key: layer digest and
 // inv.AnalyzerVersion) with the reverse index from the package names it
-// holds to the layer, in one batch.
+// holds to the layer, in one batch, which also takes the layer off the
+// scan queue.
 func (db *DB) PutInventory(ctx context.Context, layer string, inv *Inventory) error {
 	if err := checkLayerKey(layer); err != nil {
 		return err
@@ -58,6 +60,10 @@ func (db *DB) PutInventory(ctx context.Context, layer string, inv *Inventory) er
 	for _, k := range packageLayerKeys(layer, inv) {
 		batch.Set(k, nil)
 	}
+	if err := db.dequeue(ctx, &batch, layer); err != nil {
+		return err
+	}
+	batch.Delete(abandonedKey(layer))
 	return db.kv.Apply(&batch)
 }
 
@@ -76,32 +82,6 @@ func (db *DB) Inventory(ctx context.Context, layer string) (*Inventory, bool, er
 		return nil, false, fmt.Errorf("scan: inventory of %s: %w", layer, err)
 	}
 	return &inv, true, nil
-}
-
-// DeleteInventories removes every inventory of a layer (all analyzer
-// versions) and its reverse index entries: for GC, when the layer goes.
-func (db *DB) DeleteInventories(ctx context.Context, layer string) error {
-	if err := checkLayerKey(layer); err != nil {
-		return err
-	}
-	var batch Batch
-	err := db.kv.Scan(ctx, []byte(keyInventory+layer+"/"), func(k, v []byte) error {
-		batch.Delete(k)
-		var inv Inventory
-		if json.Unmarshal(v, &inv) == nil {
-			for _, pk := range packageLayerKeys(layer, &inv) {
-				batch.Delete(pk)
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	if batch.Len() == 0 {
-		return nil
-	}
-	return db.kv.Apply(&batch)
 }
 
 func checkLayerKey(layer string) error {
@@ -222,6 +202,10 @@ type FeedInfo struct {
 	ImportedAt time.Time `json:"imported_at"`
 	Records    int       `json:"records"`
 	Withdrawn  int       `json:"withdrawn"`
+	// Generation counts the imports that changed something: a report
+	// matched at generation g is still what a match would give now unless
+	// a later generation changed a package it holds (see Fresh).
+	Generation uint64 `json:"generation"`
 }
 
 // Feed returns what the DB knows of its feed.
@@ -252,11 +236,22 @@ type ImportStats struct {
 	Changed []PackageKey `json:",omitempty"`
 }
 
+// Imports. One runs at a time (the caller serialises them). The first
+// batch of records an import writes also sets meta/importing; the last
+// one writes the feed record with the next generation, the packages the
+// import changed under chg/<generation>, and clears meta/importing. An
+// import cut off by a crash leaves the marker, and RecoverImport (called
+// by the next import, and by a server at start) then records a
+// generation that changed everything.
+
 // Import reads OSV records from path (see osv.ReadPath: a JSON file, a
 // zip such as all.zip, or a directory, incrementally through its
 // modified_id.csv) and stores those that are new or changed. A withdrawn
 // record is kept but leaves the index, so it never matches again.
 func (db *DB) Import(ctx context.Context, path string) (ImportStats, error) {
+	if err := db.RecoverImport(ctx); err != nil {
+		return ImportStats{}, err
+	}
 	im := db.newImporter(ctx)
 	err := osv.ReadPath(ctx, path, im.handler())
 	return im.finish(err)
@@ -264,6 +259,9 @@ func (db *DB) Import(ctx context.Context, path string) (ImportStats, error) {
 
 // ImportZip imports a zip of records such as osv.dev's all.zip.
 func (db *DB) ImportZip(ctx context.Context, r io.ReaderAt, size int64) (ImportStats, error) {
+	if err := db.RecoverImport(ctx); err != nil {
+		return ImportStats{}, err
+	}
 	im := db.newImporter(ctx)
 	err := osv.ReadZip(ctx, r, size, im.handler())
 	return im.finish(err)
@@ -271,6 +269,9 @@ func (db *DB) ImportZip(ctx context.Context, r io.ReaderAt, size int64) (ImportS
 
 // ImportRecord imports one JSON record.
 func (db *DB) ImportRecord(ctx context.Context, data []byte) (ImportStats, error) {
+	if err := db.RecoverImport(ctx); err != nil {
+		return ImportStats{}, err
+	}
 	im := db.newImporter(ctx)
 	v, err := osv.Parse(data)
 	if err != nil {
@@ -288,6 +289,7 @@ type importer struct {
 	stats   ImportStats
 	changed map[PackageKey]bool
 	newest  time.Time
+	marked  bool // meta/importing written
 }
 
 const batchBytes = 4 << 20
@@ -395,6 +397,10 @@ func (im *importer) flush() error {
 	if im.batch.Len() == 0 {
 		return nil
 	}
+	if !im.marked {
+		im.batch.Set([]byte(keyImporting), []byte(time.Now().UTC().Format(time.RFC3339Nano)))
+		im.marked = true
+	}
 	if err := im.db.kv.Apply(&im.batch); err != nil {
 		return err
 	}
@@ -411,23 +417,38 @@ func (im *importer) finish(readErr error) (ImportStats, error) {
 		a, b := im.stats.Changed[i], im.stats.Changed[j]
 		return a.Ecosystem < b.Ecosystem || a.Ecosystem == b.Ecosystem && a.Name < b.Name
 	})
-	if err := im.flush(); err != nil {
-		return im.stats, err
+	// What was written is recorded even if the read failed (or was
+	// cancelled): the feed record must say what the DB holds.
+	ctx := context.WithoutCancel(im.ctx)
+	err := im.flush()
+	if err == nil {
+		var ch *Changes
+		if len(im.stats.Changed) > 0 || im.marked {
+			ch = &Changes{Keys: im.stats.Changed}
+		}
+		err = im.db.writeFeed(ctx, im.newest, ch)
 	}
 	if readErr != nil {
 		return im.stats, fmt.Errorf("scan: importing advisories: %w", readErr)
 	}
-	fi, err := im.db.Feed(im.ctx)
+	return im.stats, err
+}
+
+// writeFeed writes the feed record after an import: the newest record
+// time, the counts, and, if anything was written, the next generation
+// with what changed (ch; nil: nothing).
+func (db *DB) writeFeed(ctx context.Context, newest time.Time, ch *Changes) error {
+	fi, err := db.Feed(ctx)
 	if err != nil {
-		return im.stats, err
+		return err
 	}
-	if im.newest.After(fi.Time) {
-		fi.Time = im.newest
+	if newest.After(fi.Time) {
+		fi.Time = newest
 	}
 	fi.ImportedAt = time.Now().UTC()
 	// Recount: cheap next to an import, and never drifts.
 	fi.Records, fi.Withdrawn = 0, 0
-	err = im.db.kv.Scan(im.ctx, []byte(keyAdvisory), func(_, v []byte) error {
+	err = db.kv.Scan(ctx, []byte(keyAdvisory), func(_, v []byte) error {
 		fi.Records++
 		if bytes.Contains(v, []byte(`"withdrawn":true`)) {
 			fi.Withdrawn++
@@ -435,12 +456,23 @@ func (im *importer) finish(readErr error) (ImportStats, error) {
 		return nil
 	})
 	if err != nil {
-		return im.stats, err
+		return err
 	}
-	b, _ := json.Marshal(fi)
 	var batch Batch
+	if ch != nil {
+		fi.Generation++
+		if err := setChanges(&batch, fi.Generation, *ch); err != nil {
+			return err
+		}
+		pruneChanges(&batch, fi.Generation)
+	}
+	b, err := json.Marshal(fi)
+	if err != nil {
+		return err
+	}
 	batch.Set([]byte(keyFeed), b)
-	return im.stats, im.db.kv.Apply(&batch)
+	batch.Delete([]byte(keyImporting))
+	return db.kv.Apply(&batch)
 }
 
 // indexKeys are the (ecosystem, name) pairs a record is indexed under;

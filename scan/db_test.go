@@ -209,7 +209,7 @@ func TestLayersNamingAndDelete(t *testing.T) {
 	if ls, _ := db.LayersNaming(ctx, PackageKey{"Debian", "libssl3"}); len(ls) != 0 {
 		t.Errorf("binary name found layers %v", ls)
 	}
-	if err := db.DeleteInventories(ctx, "sha256:one"); err != nil {
+	if err := db.ForgetLayer(ctx, "sha256:one"); err != nil {
 		t.Fatal(err)
 	}
 	if _, ok, _ := db.Inventory(ctx, "sha256:one"); ok {

@@ -71,19 +71,51 @@
 // them: only the images using those layers need matching again, and
 // matching reads no layer.
 //
+// # Feed generations and reports
+//
+// Every import that changes the advisories moves the feed to its next
+// generation and records which packages it changed (chg/). A report
+// carries the generation it was matched at; Fresh tells, without
+// matching, whether the generations since changed a package the report
+// holds: if not, it is the new feed's report too. So a feed update
+// matches again only the images holding a changed package (found through
+// pkl/ and lim/), from their inventories. An import cut off by a crash
+// leaves meta/importing, and RecoverImport records a generation that
+// changed everything.
+//
+// # Server state
+//
+// A server (package registry) records each pushed image (ImageRecord:
+// its layers), queues the layers without an inventory (a restart-safe
+// queue: q/ and its schedule qw/, with backoff; qf/ for layers given up
+// on), keeps each image's last report, and drops a layer's or an image's
+// keys when garbage collection deletes its blob (ForgetLayer,
+// DeleteImage).
+//
 // # Storage
 //
-// DB keeps its state in a KV (get, ordered prefix scan, atomic batch),
-// implemented over Pebble by PebbleKV under a key prefix of scan's own:
+// DB keeps its state in a KV (get, ordered prefix scan, atomic batch):
+// the server's index (refgraph's scan space, s/), or PebbleKV over a
+// Pebble database under a key prefix of scan's own:
 //
 //	inv/<layer>/<analyzer version: 4 bytes BE>  Inventory JSON
 //	pkl/<eco>\x00<name>\x00<layer>              "" (package -> layers; eco dpkg/apk for OS packages)
 //	adv/<id>                                    the record's bytes as imported
 //	am/<id>                                     what matching needs of it (JSON)
 //	idx/<eco>\x00<name>\x00<id>                 "" (ecosystem without release; PyPI names PEP 503-normalised)
-//	meta/feed                                   FeedInfo JSON
+//	meta/feed                                   FeedInfo JSON (with the generation)
+//	meta/importing                              an import is writing (or was cut off)
+//	meta/done/<name>                            a one-time job done (Mark)
+//	chg/<generation: 8 bytes BE>                Changes JSON: the packages that generation changed (last 1024)
+//	q/<layer>                                   QueueEntry JSON: a layer waiting for analysis
+//	qw/<due: unix ns, 8 bytes BE><layer>        "" (the queue's schedule)
+//	qf/<layer>                                  Abandoned JSON: analysis given up, and why
+//	img/<manifest>                              ImageRecord JSON
+//	lim/<layer>\x00<manifest>                   "" (layer -> images holding it)
+//	rep/<manifest>                              Report JSON, matched at its Feed.Generation
 //
-// An inventory and its pkl/ keys are written in one batch and deleted in
-// one (DeleteInventories, for GC); a record's am/, adv/ and idx/ keys
-// likewise.
+// An inventory and its pkl/ keys are written in one batch, which also
+// takes the layer off the queue, and deleted in one (ForgetLayer); a
+// record's am/, adv/ and idx/ keys likewise; an image's img/ and lim/
+// keys likewise (DeleteImage, which drops its report too).
 package scan

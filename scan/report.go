@@ -39,6 +39,13 @@ type IndexReport struct {
 // inventory) and matches the result against the advisories. It reads no
 // layer.
 func (db *DB) Report(ctx context.Context, image string, layers []LayerInventory) (*Report, error) {
+	return db.NewMatcher().Report(ctx, image, layers)
+}
+
+// Report is DB.Report with the Matcher's memory: for the many images a
+// feed update matches again.
+func (mt *Matcher) Report(ctx context.Context, image string, layers []LayerInventory) (*Report, error) {
+	db := mt.db
 	for _, l := range layers {
 		if l.Inventory == nil {
 			return nil, fmt.Errorf("scan: layer %s has no inventory", l.Digest)
@@ -49,7 +56,7 @@ func (db *DB) Report(ctx context.Context, image string, layers []LayerInventory)
 		return nil, err
 	}
 	img := Union(layers)
-	findings, notes, err := db.Match(ctx, img)
+	findings, notes, err := mt.Match(ctx, img)
 	if err != nil {
 		return nil, err
 	}

@@ -47,6 +47,17 @@ func (b *Batch) Delete(key []byte) {
 	b.size += len(key)
 }
 
+// Each calls fn for each write in order (del: a deletion), for a KV that
+// applies batches itself.
+func (b *Batch) Each(fn func(key, value []byte, del bool) error) error {
+	for _, op := range b.ops {
+		if err := fn(op.key, op.value, op.del); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Len is the number of writes; Size their bytes.
 func (b *Batch) Len() int  { return len(b.ops) }
 func (b *Batch) Size() int { return b.size }

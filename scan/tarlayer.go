@@ -40,8 +40,10 @@ func (e *TarFormatError) Error() string {
 }
 func (e *TarFormatError) Unwrap() error { return e.Err }
 
-// Walk implements Layer. Errors reading R are ReadErrors; a broken tar
-// gives a *TarFormatError after the entries before the break were walked.
+// Walk implements Layer. Errors reading R are ReadErrors, except those R
+// wraps in a *TarFormatError (a stream that does not decompress): like a
+// broken tar, they give a *TarFormatError after the entries before the
+// break were walked.
 func (l *TarLayer) Walk(ctx context.Context, fn WalkFunc) (ReadStats, error) {
 	var st ReadStats
 	src := &srcReader{r: l.R}
@@ -121,7 +123,10 @@ type srcReader struct {
 func (s *srcReader) Read(p []byte) (int, error) {
 	n, err := s.r.Read(p)
 	s.n += int64(n)
-	if err != nil && err != io.EOF && s.err == nil {
+	// An error R marks as the layer's own (a *TarFormatError: its
+	// compressed stream is corrupt, it inflates past a limit) breaks the
+	// tar like a bad header does; any other is a failure to read it.
+	if err != nil && err != io.EOF && s.err == nil && !errors.As(err, new(*TarFormatError)) {
 		s.err = err
 	}
 	return n, err

@@ -4,6 +4,8 @@
 //	chunkyard stats   print storage statistics of a data dir
 //	chunkyard gc      garbage collection on a stopped data dir (retention, reclaim, repack)
 //	chunkyard fsck    recount the index and check packs (--repair)
+//	chunkyard scan    an image's vulnerability report (from a server or a data dir)
+//	chunkyard vulndb import  OSV advisories into a data dir or a running server
 //	chunkyard bench estimate  what chunkyard would store for OCI layouts
 //	chunkyard version print the version
 //
@@ -53,6 +55,8 @@ commands:
   stats     print storage statistics of a data dir (--data, --json)
   gc        run garbage collection on a data dir no server uses (--config, --dry-run)
   fsck      recount every reference in the index and check packs (--repair)
+  scan      print an image's vulnerability report: "scan REPO:TAG|REPO@DIGEST" (--server, --data, --format)
+  vulndb    "vulndb import PATH": import OSV advisories (--data, or --admin-addr of a running server)
   bench     measure chunkyard on your images: "bench estimate DIR..." estimates storage of OCI layouts
   version   print the version
 
@@ -75,6 +79,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fsckCmd(ctx, args[1:], stdout, stderr)
 	case "bench":
 		return benchCmd(ctx, args[1:], stdout, stderr)
+	case "scan":
+		return scanCmd(ctx, args[1:], stdout, stderr)
+	case "vulndb":
+		return vulndbCmd(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "chunkyard", versionString())
 		return nil

@@ -48,7 +48,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	encodePar := fs.Int("encode-parallelism", 0, "goroutines (cores) one cold pull of a layer with checkpoints may encode on, while --max-encodes has them free (0: one per CPU)")
 	helperDir := fs.String("codec-helpers", "", codecHelpersUsage)
 	gcConfig := fs.String("gc-config", "", "GC configuration file (TOML; see: chunkyard gc --example); default: the one set over the admin API, else the defaults (hourly, no retention policy)")
-	adminAddr := fs.String("admin-addr", "", "if set, serve the admin API (GC configuration and runs) on this address; it has no authentication: keep it on loopback")
+	adminAddr := fs.String("admin-addr", "", "if set, serve the admin API (GC configuration and runs, advisory imports) on this address; it has no authentication: keep it on loopback")
+	scanWorkers := fs.Int("scan-workers", 1, "layers analyzed at once for vulnerability scanning, in the background; 0: no scanning")
+	scanMaxFile := sizeFlag(fs, "scan-max-file-size", 256<<20, "files an analyzer wants that are larger are skipped with a note")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	debugAddr := fs.String("debug-addr", "", "if set, serve Go's pprof profiles on this address (keep it on loopback)")
 	if err := parseFlags(fs, args); err != nil {
@@ -75,6 +77,8 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return fmt.Errorf("--max-encodes %d: must be 0 or more", *maxEncodes)
 	case *encodePar < 0:
 		return fmt.Errorf("--encode-parallelism %d: must be 0 or more", *encodePar)
+	case *scanWorkers < 0:
+		return fmt.Errorf("--scan-workers %d: must be 0 or more", *scanWorkers)
 	}
 	gcFileCfg, err := readGCConfigFile(*gcConfig)
 	if err != nil {
@@ -141,6 +145,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 			MaxRatio:    *maxRatio,
 			MaxYield:    *convertYield,
 		},
+		Scan: registry.ScanOptions{Workers: *scanWorkers, MaxFileSize: *scanMaxFile},
 	})
 	if err != nil {
 		return err
@@ -175,7 +180,12 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}()
 
 	if aln != nil {
-		asrv := &http.Server{Handler: gcs.handler(), ReadHeaderTimeout: 30 * time.Second, BaseContext: func(net.Listener) context.Context { return bg }}
+		admin := http.NewServeMux()
+		vulndb := vulndbHandler(svc, "", log) // vulndb.go
+		admin.Handle("/admin/vulndb", vulndb)
+		admin.Handle("/admin/vulndb/", vulndb)
+		admin.Handle("/", gcs.handler())
+		asrv := &http.Server{Handler: admin, ReadHeaderTimeout: 30 * time.Second, BaseContext: func(net.Listener) context.Context { return bg }}
 		go asrv.Serve(aln)
 		defer asrv.Close()
 		log.Info("serving the admin API", "addr", aln.Addr().String())
