@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"errors"
 	"os"
@@ -84,10 +85,12 @@ func TestSameLayoutTwice(t *testing.T) {
 	}
 }
 
-func TestGNUGzipNotReproduced(t *testing.T) {
+// TestGNUGzipReproduced: a layer written by the GNU gzip binary is reproduced
+// by chunkyard's own encoder, so the estimate splits it like any other.
+func TestGNUGzipReproduced(t *testing.T) {
 	t.Parallel()
 	if _, err := os.Stat("/usr/bin/gzip"); err != nil {
-		t.Skip("no /usr/bin/gzip")
+		t.Skip("no /usr/bin/gzip to write the input")
 	}
 	tarball := benchtest.Tar(t, benchtest.Files(3, 20, 8<<10), t1)
 	cmd := exec.Command("/usr/bin/gzip", "-9", "-n")
@@ -96,13 +99,33 @@ func TestGNUGzipNotReproduced(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := t.TempDir()
-	benchtest.WriteLayout(t, dir, benchtest.Image{Layers: []benchtest.Layer{benchtest.GzipLayer(gz)}})
-	opts := smallChunks()
-	opts.Details = true
-	e := newEstimator(t, opts)
-	add(t, e, dir)
-	rep := e.Report()
+	tot := estimateOneLayer(t, gz).Total
+	if tot.Layers != 1 || tot.Reproduced != 1 || len(tot.NotReproduced) != 0 {
+		t.Fatalf("counts: %+v", tot)
+	}
+	var gnu bool
+	for enc := range tot.Encoders {
+		gnu = gnu || strings.Contains(enc, "gnu-gzip level 9")
+	}
+	if !gnu {
+		t.Fatalf("encoders: %v", tot.Encoders)
+	}
+}
+
+// TestUnknownGzipNotReproduced: a gzip stream no known encoder writes (sync
+// flushes in the middle) stays opaque: its chunks are the gzip bytes.
+func TestUnknownGzipNotReproduced(t *testing.T) {
+	t.Parallel()
+	tarball := benchtest.Tar(t, benchtest.Files(3, 20, 8<<10), t1)
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	for off := 0; off < len(tarball); off += 10_000 {
+		zw.Write(tarball[off:min(off+10_000, len(tarball))])
+		zw.Flush()
+	}
+	zw.Close()
+	gz := buf.Bytes()
+	rep := estimateOneLayer(t, gz)
 	tot := rep.Total
 	if tot.Layers != 1 || tot.Reproduced != 0 || tot.NotReproduced["gzip: no encoder reproduces it"] != 1 {
 		t.Fatalf("counts: %+v", tot)
@@ -116,13 +139,23 @@ func TestGNUGzipNotReproduced(t *testing.T) {
 	if !layer.Layer || layer.Reproduced || layer.Why == "" || layer.TarBytes != int64(len(tarball)) {
 		t.Fatalf("layer: %+v", layer)
 	}
-	// Opaque in chunkyard: its chunks are the gzip bytes.
 	if layer.Chunkyard.RawBytes != int64(len(gz)) {
 		t.Errorf("chunkyard raw %d, gzip blob %d", layer.Chunkyard.RawBytes, len(gz))
 	}
 	if layer.IdealCDC.RawBytes != int64(len(tarball)) {
 		t.Errorf("ideal raw %d, tar %d", layer.IdealCDC.RawBytes, len(tarball))
 	}
+}
+
+func estimateOneLayer(t *testing.T, gz []byte) Report {
+	t.Helper()
+	dir := t.TempDir()
+	benchtest.WriteLayout(t, dir, benchtest.Image{Layers: []benchtest.Layer{benchtest.GzipLayer(gz)}})
+	opts := smallChunks()
+	opts.Details = true
+	e := newEstimator(t, opts)
+	add(t, e, dir)
+	return e.Report()
 }
 
 func TestOtherEncodings(t *testing.T) {
