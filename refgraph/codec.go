@@ -286,5 +286,6 @@ func (r *reader) bytes(n int) []byte {
 // readable in a dump and easy to extend.
 type tagValue struct {
 	Digest digest.Digest `json:"d"`
-	Pushed time.Time     `json:"t"`
+	Pushed time.Time     `json:"t"`            // the write's stamp time (replog.go)
+	Region string        `json:"rg,omitempty"` // the region that wrote it
 }

@@ -23,7 +23,7 @@
 //	\x00version                      -> "2"
 //	\x00stats                        -> counters (see Stats)
 //	r/<repo>                         -> repository exists (catalog)
-//	t/<repo>\x00<tag>                -> tagValue{digest, pushed at}
+//	t/<repo>\x00<tag>                -> tagValue{digest, pushed at (the write's stamp), region}
 //	m/<repo>\x00<digest>             -> manifestValue{media type, size, subject, artifact type, annotations, pushed at}
 //	l/<repo>\x00<digest>             -> blob link: the repo may read this blob
 //	f/<repo>\x00<subject>\x00<digest> -> referrer descriptor (JSON)
@@ -41,6 +41,9 @@
 //	o/<pack>                         -> pack in the backend the index does not know, first seen (unix ns)
 //	a/<repo>\x00<digest>             -> manifest last pulled (unix ns; written a minute late, not synced)
 //	\x00setting/<name>               -> settings kept across restarts (the GC configuration)
+//	v/<seq, 8 bytes BE>              -> replication outbox event (replog.go)
+//	h/<digest>                       -> pending outbox events holding the blob from GC (uvarint)
+//	\x00repl/seq, \x00repl/peer/<peer> -> last event number; each peer's acknowledged position
 //	s/<key>                          -> package scan's records (inventories, advisories, scan queue, reports;
 //	                                    its package doc has their schema), handed out as a Space (space.go)
 //

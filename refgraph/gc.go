@@ -368,6 +368,9 @@ func (t *txn) deleteBlob(d digest.Digest, cutoff time.Time) (*Blob, error) {
 	if err != nil || bv.refs > 0 {
 		return nil, err
 	}
+	if held, err := t.held(d); err != nil || held {
+		return nil, err // a pending replication needs it: later
+	}
 	for _, c := range bv.chunks {
 		if err := t.addChunkRef(c.ID, -1, nil); err != nil {
 			return nil, fmt.Errorf("blob %s: %w", d, err)
@@ -699,7 +702,7 @@ func (g *Graph) DeleteTagsIf(repo string, tags []TagRecord) (done []bool, err er
 			return nil
 		}
 		done[i] = true
-		return t.del(tagKey(repo, tags[i].Name))
+		return t.untag(repo, tags[i].Name)
 	}, nil)
 	return done, err
 }

@@ -36,6 +36,7 @@ type Graph struct {
 	stats Stats      // counters as committed, guarded by mu
 	clock atomic.Pointer[func() time.Time]
 	fail  *failure // set when Pebble fails (failure.go)
+	repl  outbox   // replication outbox state (replog.go)
 }
 
 // SetClock replaces the clock that stamps GC times (tests).
@@ -187,6 +188,10 @@ type txn struct {
 	packs  map[string]*Pack // pack records changed, written at commit
 	now    time.Time        // the batch's time, for GC stamps
 	writes int              // sets and deletes so far
+	// repl is the graph's outbox state; replicated marks a batch applying
+	// a peer's change, which records no outbox event (replog.go).
+	repl       *outbox
+	replicated bool
 }
 
 func (t *txn) get(key []byte) ([]byte, error) { return getFrom(t.b, key) }
@@ -243,7 +248,7 @@ func (g *Graph) update(fn func(t *txn) error) error {
 func (g *Graph) apply(fn func(t *txn) error) (*pebble.Batch, error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	t := &txn{b: g.db.NewIndexedBatch(), stats: g.stats, now: g.now()}
+	t := &txn{b: g.db.NewIndexedBatch(), stats: g.stats, now: g.now(), repl: &g.repl}
 	if err := t.finish(fn); err != nil {
 		t.b.Close()
 		return nil, err
@@ -561,59 +566,73 @@ type Manifest struct {
 // (created from chunks if new), the repo's link to it, the tag (if not
 // empty) and, if it has a subject, its entry in the subject's referrers.
 func (g *Graph) PutManifest(repo string, m Manifest, tag string, chunks []chunkstore.Chunk) error {
-	return g.update(func(t *txn) error {
-		if m.Pushed.IsZero() {
-			m.Pushed = t.now.UTC()
+	return g.update(func(t *txn) error { return t.putManifest(repo, m, tag, nil, chunks) })
+}
+
+// putManifest is PutManifest in a batch. stamp is the tag's stamp when
+// applying a peer's change; nil: a local write, stamped now (replog.go)
+// and recorded in the outbox.
+func (t *txn) putManifest(repo string, m Manifest, tag string, stamp *Stamp, chunks []chunkstore.Chunk) error {
+	if m.Pushed.IsZero() {
+		m.Pushed = t.now.UTC()
+	}
+	if err := t.ensureBlob(m.Digest, m.Size, chunks); err != nil {
+		return err
+	}
+	key := manKey(repo, m.Digest)
+	existed, err := t.has(key)
+	if err != nil {
+		return err
+	}
+	if err := t.link(key, repo, m.Digest); err != nil {
+		return err
+	}
+	if !existed {
+		for _, r := range m.Refs {
+			if ok, err := t.linked(repo, r); err != nil || !ok {
+				if err == nil {
+					err = fmt.Errorf("%s in %s: %w", r, repo, ErrRefMissing)
+				}
+				return err
+			}
+			if err := t.addUsage(repo, r, 1); err != nil {
+				return err
+			}
 		}
-		if err := t.ensureBlob(m.Digest, m.Size, chunks); err != nil {
+	}
+	mv, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	if err := t.set(key, mv); err != nil {
+		return err
+	}
+	var st Stamp
+	if tag != "" {
+		if stamp != nil {
+			st = *stamp
+		} else if st, err = t.tagStamp(repo, tag, m.Pushed); err != nil {
 			return err
 		}
-		key := manKey(repo, m.Digest)
-		existed, err := t.has(key)
+		tv, err := json.Marshal(tagValue{Digest: m.Digest, Pushed: time.Unix(0, st.Time).UTC(), Region: st.Region})
 		if err != nil {
 			return err
 		}
-		if err := t.link(key, repo, m.Digest); err != nil {
+		if err := t.set(tagKey(repo, tag), tv); err != nil {
 			return err
 		}
-		if !existed {
-			for _, r := range m.Refs {
-				if ok, err := t.linked(repo, r); err != nil || !ok {
-					if err == nil {
-						err = fmt.Errorf("%s in %s: %w", r, repo, ErrRefMissing)
-					}
-					return err
-				}
-				if err := t.addUsage(repo, r, 1); err != nil {
-					return err
-				}
-			}
-		}
-		mv, err := json.Marshal(m)
+	}
+	if m.Subject != "" {
+		desc, err := json.Marshal(referrerDescriptor(m))
 		if err != nil {
 			return err
 		}
-		if err := t.set(key, mv); err != nil {
+		if err := t.set(referKey(repo, m.Subject, m.Digest), desc); err != nil {
 			return err
 		}
-		if tag != "" {
-			tv, err := json.Marshal(tagValue{Digest: m.Digest, Pushed: m.Pushed})
-			if err != nil {
-				return err
-			}
-			if err := t.set(tagKey(repo, tag), tv); err != nil {
-				return err
-			}
-		}
-		if m.Subject != "" {
-			desc, err := json.Marshal(referrerDescriptor(m))
-			if err != nil {
-				return err
-			}
-			return t.set(referKey(repo, m.Subject, m.Digest), desc)
-		}
-		return nil
-	})
+	}
+	return t.record(Event{Kind: EventPut, Repo: repo, Digest: m.Digest, MediaType: m.MediaType, Size: m.Size,
+		Refs: m.Refs, Tag: tag, Stamp: st})
 }
 
 func referrerDescriptor(m Manifest) ocispec.Descriptor {
@@ -662,7 +681,7 @@ func (g *Graph) DeleteTag(repo, tag string) error {
 		if !ok {
 			return fmt.Errorf("tag %s: %w", tag, ErrNotFound)
 		}
-		return t.del(tagKey(repo, tag))
+		return t.untag(repo, tag)
 	})
 }
 
@@ -703,7 +722,22 @@ func (t *txn) deleteManifest(repo string, d digest.Digest) error {
 			return err
 		}
 	}
-	return t.del(pulledKey(repo, d))
+	if err := t.del(pulledKey(repo, d)); err != nil {
+		return err
+	}
+	return t.record(Event{Kind: EventDelete, Repo: repo, Digest: d, Stamp: Stamp{Time: t.now.UnixNano()}})
+}
+
+// untag deletes repo's tag, recording it in the outbox.
+func (t *txn) untag(repo, tag string) error {
+	st, err := t.tagStamp(repo, tag, t.now)
+	if err != nil {
+		return err
+	}
+	if err := t.del(tagKey(repo, tag)); err != nil {
+		return err
+	}
+	return t.record(Event{Kind: EventUntag, Repo: repo, Tag: tag, Stamp: st})
 }
 
 // tagsOf lists the tags of repo that point at d.
