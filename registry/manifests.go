@@ -211,7 +211,7 @@ func (s *Service) putManifest(ctx context.Context, repo, ref, contentType string
 				return "", "", fmt.Errorf("registry: store manifest %s: %w", d, err)
 			}
 		}
-		err = s.graph.PutManifest(repo, m, tag, written)
+		err = s.indexManifest(ctx, repo, m, tag, written)
 		if attempt > 0 || !errors.Is(err, refgraph.ErrNotFound) && !errors.Is(err, refgraph.ErrChunkMissing) {
 			break
 		}

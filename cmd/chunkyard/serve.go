@@ -53,6 +53,8 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	scanMaxFile := sizeFlag(fs, "scan-max-file-size", 256<<20, "files an analyzer wants that are larger are skipped with a note")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	debugAddr := fs.String("debug-addr", "", "if set, serve Go's pprof profiles on this address (keep it on loopback)")
+	var rf replFlags
+	addReplFlags(fs, &rf) // replicate.go
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -81,6 +83,10 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return fmt.Errorf("--scan-workers %d: must be 0 or more", *scanWorkers)
 	}
 	gcFileCfg, err := readGCConfigFile(*gcConfig)
+	if err != nil {
+		return err
+	}
+	replCfg, err := rf.load()
 	if err != nil {
 		return err
 	}
@@ -201,8 +207,19 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		log.Info("serving pprof", "addr", dln.Addr().String())
 	}
 
+	handler, sender, closeRepl, err := startReplication(replCfg, data.graph, data.store, svc,
+		ocihttp.NewHandler(svc, ocihttp.Options{Logger: log, MaxManifestSize: *maxManifest, IOTimeout: *ioTimeout}), log)
+	if err != nil {
+		return err
+	}
+	defer closeRepl()
+	bgWG.Add(1)
+	go func() {
+		defer bgWG.Done()
+		runSender(bg, sender)
+	}()
 	srv := &http.Server{
-		Handler:           ocihttp.NewHandler(svc, ocihttp.Options{Logger: log, MaxManifestSize: *maxManifest, IOTimeout: *ioTimeout}),
+		Handler:           handler,
 		ReadHeaderTimeout: 30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 	}

@@ -1,0 +1,97 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net/http"
+
+	"github.com/chunkyard/chunkyard/chunkstore"
+	"github.com/chunkyard/chunkyard/refgraph"
+	"github.com/chunkyard/chunkyard/registry"
+	"github.com/chunkyard/chunkyard/replication"
+)
+
+// replFlags are serve's replication flags.
+type replFlags struct {
+	peers  stringList
+	config string
+	region string
+}
+
+func addReplFlags(fs *flag.FlagSet, f *replFlags) {
+	fs.Var(&f.peers, "peer", "replicate every repository to the chunkyard at this URL (repeatable; credentials and repository patterns: --replication-config)")
+	fs.StringVar(&f.config, "replication-config", "", "replication configuration file (TOML: region, [[peer]] name, url, username, password, repositories)")
+	fs.StringVar(&f.region, "region", "", "this node's region name, the tie-break of tag conflicts (default: the config's, else one chosen at random once and kept in the index)")
+}
+
+// load reads the configuration and adds the --peer flags.
+func (f *replFlags) load() (replication.Config, error) {
+	var cfg replication.Config
+	if f.config != "" {
+		var err error
+		if cfg, err = replication.LoadConfig(f.config); err != nil {
+			return cfg, err
+		}
+	}
+	for _, u := range f.peers {
+		cfg.Peers = append(cfg.Peers, replication.PeerFromURL(u))
+	}
+	if f.region != "" {
+		cfg.Region = f.region
+	}
+	return cfg, cfg.Validate()
+}
+
+const regionSetting = "replication/region"
+
+// startReplication turns the outbox on for cfg's peers and returns the
+// protocol handler wrapped around next, and the sender (nil without
+// peers) to run in the background.
+func startReplication(cfg replication.Config, graph *refgraph.Graph, store *chunkstore.Store, svc *registry.Service, next http.Handler, log *slog.Logger) (http.Handler, *replication.Sender, func(), error) {
+	region := cfg.Region
+	if region == "" {
+		v, err := graph.Setting(regionSetting)
+		switch {
+		case err == nil:
+			region = string(v)
+		case errors.Is(err, refgraph.ErrNotFound):
+			var b [6]byte
+			_, _ = rand.Read(b[:])
+			region = "r-" + hex.EncodeToString(b[:])
+			if err := graph.PutSetting(regionSetting, []byte(region)); err != nil {
+				return nil, nil, nil, err
+			}
+		default:
+			return nil, nil, nil, err
+		}
+	}
+	names := make([]string, len(cfg.Peers))
+	for i, p := range cfg.Peers {
+		names[i] = p.Name
+	}
+	if err := graph.StartOutbox(region, names); err != nil {
+		return nil, nil, nil, fmt.Errorf("replication: %w", err)
+	}
+	rc := replication.NewReceiver(graph, store, svc, log)
+	var sender *replication.Sender
+	if len(cfg.Peers) > 0 {
+		sender = replication.NewSender(graph, store, cfg.Peers, replication.SenderOptions{Logger: log})
+		rc.Status = func() any { return map[string]any{"region": region, "peers": sender.Stats()} }
+		log.Info("replicating", "region", region, "peers", names)
+	} else {
+		rc.Status = func() any { return map[string]any{"region": region} }
+	}
+	return replication.Mount(next, rc), sender, rc.Close, nil
+}
+
+// runSender runs s (if any) until ctx ends.
+func runSender(ctx context.Context, s *replication.Sender) {
+	if s != nil {
+		s.Run(ctx)
+	}
+}
