@@ -320,9 +320,9 @@ func (g *Graph) OutboxEvents(peer string, n int) ([]Event, error) {
 
 // OutboxState is a peer's position in the outbox.
 type OutboxState struct {
-	Peer    string
-	Pending uint64    // events not acknowledged
-	Oldest  time.Time // when the oldest of them was recorded; zero if none
+	Peer    string    `json:"peer"`
+	Pending uint64    `json:"pending_events"`   // events not acknowledged
+	Oldest  time.Time `json:"oldest,omitempty"` // when the oldest of them was recorded; zero if none
 }
 
 // Outbox returns every peer's position.

@@ -36,6 +36,49 @@ type linkProxy struct {
 	mu   sync.Mutex
 	hook func(path string) bool
 	seen sync.Map // path -> count
+	// A link's shape (benchmarks): each way delayed by half the RTT and
+	// capped at rate bytes per second (0: no cap).
+	halfRTT time.Duration
+	rate    float64
+	limMu   sync.Mutex
+	next    time.Time
+	bytes   atomic.Int64 // bodies both ways
+}
+
+// reserve waits until n more bytes fit the link's rate.
+func (p *linkProxy) reserve(n int) {
+	p.bytes.Add(int64(n))
+	if p.rate <= 0 || n == 0 {
+		return
+	}
+	p.limMu.Lock()
+	now := time.Now()
+	if p.next.Before(now) {
+		p.next = now
+	}
+	p.next = p.next.Add(time.Duration(float64(n) / p.rate * float64(time.Second)))
+	until := p.next
+	p.limMu.Unlock()
+	time.Sleep(time.Until(until))
+}
+
+type throttledWriter struct {
+	w http.ResponseWriter
+	p *linkProxy
+}
+
+func (t throttledWriter) Write(b []byte) (int, error) {
+	done := 0
+	for done < len(b) {
+		n := min(len(b)-done, 64<<10)
+		t.p.reserve(n)
+		m, err := t.w.Write(b[done : done+n])
+		done += m
+		if err != nil {
+			return done, err
+		}
+	}
+	return done, nil
 }
 
 func newLinkProxy(t *testing.T, target string) *linkProxy {
@@ -61,6 +104,8 @@ func newLinkProxy(t *testing.T, target string) *linkProxy {
 			body = bytes.Clone(body)
 			body[len(body)-1] ^= 0x55 // the last chunk's stored bytes
 		}
+		time.Sleep(p.halfRTT)
+		p.reserve(len(body))
 		req, _ := http.NewRequestWithContext(r.Context(), r.Method, "http://"+p.target+r.URL.RequestURI(), bytes.NewReader(body))
 		req.Header = r.Header.Clone()
 		resp, err := client.Do(req)
@@ -72,8 +117,9 @@ func newLinkProxy(t *testing.T, target string) *linkProxy {
 		for k, v := range resp.Header {
 			w.Header()[k] = v
 		}
+		time.Sleep(p.halfRTT)
 		w.WriteHeader(resp.StatusCode)
-		io.Copy(w, resp.Body)
+		io.Copy(throttledWriter{w, p}, resp.Body)
 	}))
 	t.Cleanup(p.srv.Close)
 	return p

@@ -55,8 +55,13 @@ type statsReport struct {
 	// holds packs [10i%, 10i+10%) live, the last one also 100%.
 	PackLiveHistogram [10]int64 `json:"pack_live_histogram"`
 	RetiredPacks      int64     `json:"retired_packs"` // repacked, deleted after the pack grace period
-	S3Objects         int       `json:"s3_objects,omitempty"`
-	S3Bytes           int64     `json:"s3_bytes,omitempty"`
+	// Replication is each peer's queue in the outbox: events not
+	// acknowledged and when the oldest was recorded (the lag). Bytes on
+	// the wire are counted by the running server: GET
+	// /chunkyard/replicate/v1/status.
+	Replication []refgraph.OutboxState `json:"replication_queue,omitempty"`
+	S3Objects   int                    `json:"s3_objects,omitempty"`
+	S3Bytes     int64                  `json:"s3_bytes,omitempty"`
 }
 
 func stats(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -131,6 +136,9 @@ func stats(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}); err != nil {
 		return err
 	}
+	if rep.Replication, err = data.graph.Outbox(); err != nil {
+		return err
+	}
 	if lc, err := chunkstore.OpenFileCache(filepath.Join(sf.data, "layer-cache"), math.MaxInt64, log); err == nil {
 		_, rep.LayerCacheBytes = lc.Usage()
 	}
@@ -173,6 +181,13 @@ func stats(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(tw, "  failed\t%s\t%d attempts, last at %s: %s\n", f.Digest, f.Attempts, f.At.Format(time.RFC3339), f.LastError)
 	}
 	fmt.Fprintf(tw, "layer cache\t%d\t(%s of encoded layers, a cache, not storage)\n", rep.LayerCacheBytes, bench.HumanBytes(rep.LayerCacheBytes))
+	for _, q := range rep.Replication {
+		lag := "up to date"
+		if q.Pending > 0 {
+			lag = fmt.Sprintf("oldest recorded %s ago", time.Since(q.Oldest).Round(time.Second))
+		}
+		fmt.Fprintf(tw, "replication to %s\t%d\t(events pending, %s)\n", q.Peer, q.Pending, lag)
+	}
 	if data.s3 != nil {
 		fmt.Fprintf(tw, "s3 objects\t%d\t(%s in the bucket under the prefix)\n", rep.S3Objects, bench.HumanBytes(rep.S3Bytes))
 		fmt.Fprintf(tw, "read cache\t%d\t(%s, a cache, not storage)\n", rep.ReadCacheBytes, bench.HumanBytes(rep.ReadCacheBytes))

@@ -1,0 +1,202 @@
+package main
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chunkyard/chunkyard/bench/benchtest"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/static"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+)
+
+// TestBenchReplication measures replication (bench/replication.md): a
+// node a replicating to b (local disk) and c (S3 on versitygw, when
+// CHUNKYARD_TOOLS has it; else local disk), each link through a proxy at
+// 50 MB/s and 40 ms RTT; near-duplicate rebuilds of a two-layer image
+// pushed to a. It reports, per push, the time from push acknowledged to
+// the tag resolving on each peer (p50, p99, max), and the bytes over the
+// links against the sum of the new blobs' sizes (what whole-blob
+// replication ships). Runs only with CHUNKYARD_BENCH_REPL=N (rebuilds).
+func TestBenchReplication(t *testing.T) {
+	n, _ := strconv.Atoi(os.Getenv("CHUNKYARD_BENCH_REPL"))
+	if n <= 0 {
+		t.Skip("set CHUNKYARD_BENCH_REPL=rebuilds to run")
+	}
+	bin := chunkyardBinary(t)
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "gc.toml")
+	os.WriteFile(cfg, []byte("interval = \"1h\"\n"), 0o644)
+	mk := func(name string) *node {
+		return &node{name: name, data: filepath.Join(dir, name, "data"), cfg: cfg, addr: freeAddr(t)}
+	}
+	a, b, c := mk("a"), mk("b"), mk("c")
+	storage := "fs"
+	if gw := versitygw(); gw != "" {
+		port := freePort(t)
+		cmd := exec.Command("bash", "../../scripts/s3-server", port, filepath.Join(dir, "s3"))
+		cmd.Env = append(os.Environ(), "PATH="+filepath.Dir(gw)+":"+os.Getenv("PATH"))
+		var out logBuffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		waitFor(t, "s3-server", 30*time.Second, func() bool { return strings.Contains(out.String(), "ready") })
+		t.Setenv("AWS_ACCESS_KEY_ID", "chunkyard")
+		t.Setenv("AWS_SECRET_ACCESS_KEY", "chunkyard-secret")
+		t.Setenv("AWS_REGION", "us-east-1")
+		c.args = []string{"--storage", "s3", "--s3-bucket", "chunkyard", "--s3-prefix", "c", "--s3-endpoint", "http://127.0.0.1:" + port}
+		storage = "s3 (versitygw)"
+	}
+	ab, ac := newLinkProxy(t, b.addr), newLinkProxy(t, c.addr)
+	for _, p := range []*linkProxy{ab, ac} {
+		p.rate, p.halfRTT = 50e6, 20*time.Millisecond
+	}
+	a.args = []string{"--peer", ab.srv.URL, "--peer", ac.srv.URL}
+	for _, nd := range []*node{a, b, c} {
+		nd.start(t, bin)
+		t.Cleanup(func() {
+			if nd.srv.cmd.ProcessState == nil {
+				nd.srv.kill(t)
+			}
+		})
+	}
+
+	// The corpus: a base layer (a rootfs-like tree) and an app layer; each
+	// rebuild changes a few files of each and sets new mtimes.
+	base := benchtest.Files(1, 1200, 20<<10) // 24 MiB
+	app := benchtest.Files(2, 200, 20<<10)   // 4 MiB
+	rnd := rand.New(rand.NewPCG(7, 7))
+	seen := map[string]bool{}
+	var whole int64
+	var lags []time.Duration
+	t0 := time.Unix(1_700_000_000, 0)
+	for i := range n {
+		for range 3 {
+			j := rnd.IntN(len(base))
+			base[j].Data = benchtest.Files(uint64(100+i*10+j), 1, len(base[j].Data))[0].Data
+		}
+		j := rnd.IntN(len(app))
+		app[j].Data = benchtest.Files(uint64(5000+i), 1, len(app[j].Data))[0].Data
+		mtime := t0.Add(time.Duration(i) * time.Hour)
+		img, err := mutate.AppendLayers(empty.Image,
+			static.NewLayer(benchtest.Gzip(t, benchtest.Tar(t, base, mtime), 6), types.OCILayer),
+			static.NewLayer(benchtest.Gzip(t, benchtest.Tar(t, app, mtime), 6), types.OCILayer))
+		if err != nil {
+			t.Fatal(err)
+		}
+		whole += newBytes(t, img, seen)
+		ref := fmt.Sprintf("corpus/app:r%d", i)
+		pushTo(t, img, a, ref)
+		acked := time.Now()
+		want, _ := img.Digest()
+		for _, peer := range []*node{b, c} {
+			waitFor(t, ref+" on "+peer.name, 120*time.Second, func() bool {
+				d, err := remote.Head(refOn(t, peer, ref))
+				return err == nil && d.Digest == want
+			})
+			lags = append(lags, time.Since(acked))
+		}
+	}
+	for _, peer := range []*node{b, c} {
+		sameImage(t, peer, fmt.Sprintf("corpus/app:r%d", n-1), mustImage(t, a, fmt.Sprintf("corpus/app:r%d", n-1)))
+	}
+	st := a.status(t)
+	slices.Sort(lags)
+	pct := func(p float64) time.Duration { return lags[min(len(lags)-1, int(p*float64(len(lags))))] }
+	wire := ab.bytes.Load() + ac.bytes.Load()
+	t.Logf("storage of c: %s; %d rebuilds, 2 peers, %d samples", storage, n, len(lags))
+	t.Logf("push-acknowledged to pullable on the peer: p50 %s, p99 %s, max %s",
+		pct(0.5).Round(time.Millisecond), pct(0.99).Round(time.Millisecond), lags[len(lags)-1].Round(time.Millisecond))
+	t.Logf("bytes over the two links %d (%.1f MB); whole-blob replication %d per link, %d for both (%.1f MB); ratio %.2fx",
+		wire, float64(wire)/1e6, whole, 2*whole, float64(2*whole)/1e6, float64(2*whole)/float64(wire))
+	for _, s := range st {
+		t.Logf("sender stats %s: images %d, chunks %d, sent %d, received %d, whole-blob %d, errors %d",
+			s.Peer, s.Images, s.ChunksSent, s.BytesSent, s.BytesReceived, s.WholeBlobBytes, s.Errors)
+	}
+	if os.Getenv("CHUNKYARD_BENCH_LOGS") != "" {
+		for _, nd := range []*node{a, b, c} {
+			t.Logf("log of %s:\n%s", nd.name, nd.srv.log.String())
+		}
+	}
+	a.srv.stop(t)
+	out, err := exec.Command(bin, "stats", "--data", a.data).CombinedOutput()
+	if err != nil {
+		t.Fatalf("stats: %v\n%s", err, out)
+	}
+	for _, l := range strings.Split(string(out), "\n") {
+		if strings.HasPrefix(l, "dedup ratio") || strings.HasPrefix(l, "logical bytes") || strings.HasPrefix(l, "stored bytes") || strings.HasPrefix(l, "replication") {
+			t.Logf("a's stats: %s", l)
+		}
+	}
+}
+
+// newBytes returns the sizes of img's blobs (manifest, config, layers)
+// not in seen, and adds them.
+func newBytes(t *testing.T, img v1.Image, seen map[string]bool) int64 {
+	var n int64
+	add := func(d v1.Hash, size int64) {
+		if !seen[d.String()] {
+			seen[d.String()] = true
+			n += size
+		}
+	}
+	d, _ := img.Digest()
+	raw, _ := img.RawManifest()
+	add(d, int64(len(raw)))
+	cd, _ := img.ConfigName()
+	cfg, _ := img.RawConfigFile()
+	add(cd, int64(len(cfg)))
+	ls, _ := img.Layers()
+	for _, l := range ls {
+		ld, _ := l.Digest()
+		sz, _ := l.Size()
+		add(ld, sz)
+	}
+	return n
+}
+
+func mustImage(t *testing.T, n *node, ref string) v1.Image {
+	img, err := remote.Image(refOn(t, n, ref))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img
+}
+
+func versitygw() string {
+	for _, dir := range []string{os.Getenv("CHUNKYARD_TOOLS"), "../../.cache/tools"} {
+		if dir == "" {
+			continue
+		}
+		if p := filepath.Join(dir, "bin", "versitygw"); fileExists(p) {
+			return p
+		}
+	}
+	if p, err := exec.LookPath("versitygw"); err == nil {
+		return p
+	}
+	return ""
+}
+
+func freePort(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+}
