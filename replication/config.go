@@ -117,3 +117,21 @@ func (p Peer) Matches(repo string) bool {
 	}
 	return false
 }
+
+// ParsePreEncode parses a --pre-encode value: "all", "none", or
+// comma-separated repository patterns.
+func ParsePreEncode(v string) (func(repo string) bool, error) {
+	switch v {
+	case "all":
+		return func(string) bool { return true }, nil
+	case "none", "":
+		return nil, nil
+	}
+	p := Peer{Repositories: strings.Split(v, ",")}
+	for _, pat := range p.Repositories {
+		if _, err := path.Match(strings.TrimSuffix(pat, "/**"), ""); err != nil {
+			return nil, fmt.Errorf("pattern %q: %w", pat, err)
+		}
+	}
+	return p.Matches, nil
+}

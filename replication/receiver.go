@@ -23,26 +23,50 @@ type Receiver struct {
 	graph  *refgraph.Graph
 	store  *chunkstore.Store
 	reg    *registry.Service
-	asm    *assembler.Assembler
+	asm    *assembler.Assembler // verifies, keeping nothing
+	cached *assembler.Assembler // verifies into the layer cache (pre-encode); nil: none
+	pre    func(repo string) bool
 	log    *slog.Logger
 	verify chan struct{} // bounds blob verifications (re-encodes) at once
 	// Status, if set, answers GET status (the sender's view).
 	Status func() any
 }
 
+// ReceiverOptions configure a Receiver.
+type ReceiverOptions struct {
+	Logger *slog.Logger
+	// LayerCache, with PreEncode, is where replicated layers are kept
+	// encoded: the re-encode that verifies a layer writes the registry's
+	// layer cache, so the first pull in this region is hot. PreEncode
+	// selects the repositories (nil: none).
+	LayerCache *chunkstore.FileCache
+	PreEncode  func(repo string) bool
+}
+
 // NewReceiver returns a receiver storing into graph and store, and
 // putting manifests through reg.
-func NewReceiver(graph *refgraph.Graph, store *chunkstore.Store, reg *registry.Service, log *slog.Logger) *Receiver {
+func NewReceiver(graph *refgraph.Graph, store *chunkstore.Store, reg *registry.Service, opts ReceiverOptions) *Receiver {
+	log := opts.Logger
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Receiver{graph: graph, store: store, reg: reg, log: log,
+	rc := &Receiver{graph: graph, store: store, reg: reg, log: log,
 		asm:    assembler.New(graph, store, assembler.Options{Logger: log, MaxEncodes: runtime.GOMAXPROCS(0)}),
 		verify: make(chan struct{}, max(1, runtime.GOMAXPROCS(0)/2))}
+	if opts.LayerCache != nil && opts.PreEncode != nil {
+		rc.cached = assembler.New(graph, store, assembler.Options{Logger: log, MaxEncodes: runtime.GOMAXPROCS(0), LayerCache: opts.LayerCache})
+		rc.pre = opts.PreEncode
+	}
+	return rc
 }
 
-// Close stops the receiver's assembler; call it after the last request.
-func (rc *Receiver) Close() { rc.asm.Close() }
+// Close stops the receiver's assemblers; call it after the last request.
+func (rc *Receiver) Close() {
+	rc.asm.Close()
+	if rc.cached != nil {
+		rc.cached.Close()
+	}
+}
 
 // Mount returns a handler that serves the protocol under PathPrefix and
 // everything else with next.
@@ -259,7 +283,7 @@ func (rc *Receiver) blob(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusConflict, blobResponse{MissingChunks: missing})
 		return
 	}
-	if err := rc.verifyBlob(r.Context(), b); err != nil {
+	if err := rc.verifyBlob(r.Context(), req.Repo, b); err != nil {
 		rc.log.Warn("replication: rejected a blob", "digest", b.Digest, "err", err)
 		writeErr(w, statusOf(err), err)
 		return
@@ -293,8 +317,10 @@ func (rc *Receiver) commitBlob(w http.ResponseWriter, repo string, b refgraph.Bl
 	writeJSON(w, http.StatusCreated, blobResponse{})
 }
 
-// verifyBlob rebuilds b from its chunks and checks size and digest.
-func (rc *Receiver) verifyBlob(ctx context.Context, b refgraph.Blob) error {
+// verifyBlob rebuilds b from its chunks and checks size and digest; a
+// layer of a repository selected for pre-encoding is rebuilt through the
+// layer cache, where its encoding stays.
+func (rc *Receiver) verifyBlob(ctx context.Context, repo string, b refgraph.Blob) error {
 	select {
 	case rc.verify <- struct{}{}:
 	case <-ctx.Done():
@@ -304,7 +330,11 @@ func (rc *Receiver) verifyBlob(ctx context.Context, b refgraph.Blob) error {
 	if !b.Digest.Algorithm().Available() {
 		return fmt.Errorf("%w: digest algorithm %s", errBadBlob, b.Digest.Algorithm())
 	}
-	r, err := rc.asm.Open(ctx, assembler.Blob{Digest: b.Digest, Size: b.Size, Chunks: b.Chunks, Layout: b.Layout}, 0, b.Size)
+	asm := rc.asm
+	if rc.cached != nil && b.Layout != nil && rc.pre(repo) {
+		asm = rc.cached
+	}
+	r, err := asm.Open(ctx, assembler.Blob{Digest: b.Digest, Size: b.Size, Chunks: b.Chunks, Layout: b.Layout}, 0, b.Size)
 	if err != nil {
 		return fmt.Errorf("%w: %w", errBadBlob, err)
 	}

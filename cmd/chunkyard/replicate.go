@@ -18,14 +18,16 @@ import (
 
 // replFlags are serve's replication flags.
 type replFlags struct {
-	peers  stringList
-	config string
-	region string
+	peers     stringList
+	config    string
+	region    string
+	preEncode string
 }
 
 func addReplFlags(fs *flag.FlagSet, f *replFlags) {
 	fs.Var(&f.peers, "peer", "replicate every repository to the chunkyard at this URL (repeatable; credentials and repository patterns: --replication-config)")
 	fs.StringVar(&f.config, "replication-config", "", "replication configuration file (TOML: region, [[peer]] name, url, username, password, repositories)")
+	fs.StringVar(&f.preEncode, "pre-encode", "all", "layers replicated from peers into these repositories are kept encoded in the layer cache (the re-encode that verifies them writes it): all, none, or comma-separated repository patterns (team/*, base/**)")
 	fs.StringVar(&f.region, "region", "", "this node's region name, the tie-break of tag conflicts (default: the config's, else one chosen at random once and kept in the index)")
 }
 
@@ -44,6 +46,9 @@ func (f *replFlags) load() (replication.Config, error) {
 	if f.region != "" {
 		cfg.Region = f.region
 	}
+	if _, err := replication.ParsePreEncode(f.preEncode); err != nil {
+		return cfg, fmt.Errorf("--pre-encode: %w", err)
+	}
 	return cfg, cfg.Validate()
 }
 
@@ -52,7 +57,11 @@ const regionSetting = "replication/region"
 // startReplication turns the outbox on for cfg's peers and returns the
 // protocol handler wrapped around next, and the sender (nil without
 // peers) to run in the background.
-func startReplication(cfg replication.Config, graph *refgraph.Graph, store *chunkstore.Store, svc *registry.Service, next http.Handler, log *slog.Logger) (http.Handler, *replication.Sender, func(), error) {
+func startReplication(cfg replication.Config, rf replFlags, graph *refgraph.Graph, store *chunkstore.Store, svc *registry.Service, layerCache *chunkstore.FileCache, next http.Handler, log *slog.Logger) (http.Handler, *replication.Sender, func(), error) {
+	pre, err := replication.ParsePreEncode(rf.preEncode)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("--pre-encode: %w", err)
+	}
 	region := cfg.Region
 	if region == "" {
 		v, err := graph.Setting(regionSetting)
@@ -77,7 +86,7 @@ func startReplication(cfg replication.Config, graph *refgraph.Graph, store *chun
 	if err := graph.StartOutbox(region, names); err != nil {
 		return nil, nil, nil, fmt.Errorf("replication: %w", err)
 	}
-	rc := replication.NewReceiver(graph, store, svc, log)
+	rc := replication.NewReceiver(graph, store, svc, replication.ReceiverOptions{Logger: log, LayerCache: layerCache, PreEncode: pre})
 	var sender *replication.Sender
 	if len(cfg.Peers) > 0 {
 		sender = replication.NewSender(graph, store, cfg.Peers, replication.SenderOptions{Logger: log})

@@ -388,6 +388,17 @@ func TestReplication(t *testing.T) {
 			t.Fatalf("crane pull from b: %v\n%s", err, out)
 		}
 	}
+	// The layers were pre-encoded into b's layer cache by their check.
+	waitFor(t, "v1's layers in b's layer cache", 10*time.Second, func() bool {
+		ls, _ := img1.Layers()
+		for _, l := range ls {
+			d, _ := l.Digest()
+			if !cacheHas(filepath.Join(b.data, "layer-cache"), d.Hex) {
+				return false
+			}
+		}
+		return true
+	})
 	st1 := a.drained(t, 30*time.Second)
 	t.Logf("first image: on b after %s; wire %d B, whole blobs %d B", lag, st1.BytesSent+st1.BytesReceived, st1.WholeBlobBytes)
 
@@ -486,6 +497,19 @@ func TestReplication(t *testing.T) {
 		t.Fatalf("tag race did not converge: a has %s, b has %s", da, db)
 	}
 	t.Logf("tag race converged on %s", da)
+}
+
+// cacheHas reports whether a file of the layer cache in dir is named
+// after hex.
+func cacheHas(dir, hex string) bool {
+	found := false
+	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.Contains(d.Name(), hex) {
+			found = true
+		}
+		return nil
+	})
+	return found
 }
 
 func pushTo(t *testing.T, img v1.Image, n *node, ref string) {

@@ -207,7 +207,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		log.Info("serving pprof", "addr", dln.Addr().String())
 	}
 
-	handler, sender, closeRepl, err := startReplication(replCfg, data.graph, data.store, svc,
+	handler, sender, closeRepl, err := startReplication(replCfg, rf, data.graph, data.store, svc, layerCache,
 		ocihttp.NewHandler(svc, ocihttp.Options{Logger: log, MaxManifestSize: *maxManifest, IOTimeout: *ioTimeout}), log)
 	if err != nil {
 		return err
