@@ -171,3 +171,30 @@ func TestReplicatedTagConflict(t *testing.T) {
 		t.Fatalf("events %v; want the two local puts only", kinds(evs))
 	}
 }
+
+// TestOutboxRecordsRetention: GC's retention deletions (a tag beyond
+// keep-last, an untagged manifest) are replicated like a client's.
+func TestOutboxRecordsRetention(t *testing.T) {
+	g := openTest(t)
+	if err := g.StartOutbox("eu", []string{"us"}); err != nil {
+		t.Fatal(err)
+	}
+	m := Manifest{Digest: digest.FromString("m"), MediaType: "x", Size: 100}
+	if err := g.PutManifest("r", m, "old", written("p", "m")); err != nil {
+		t.Fatal(err)
+	}
+	if done, err := g.DeleteTagsIf("r", []TagRecord{{Name: "old", Digest: m.Digest}}); err != nil || !done[0] {
+		t.Fatalf("DeleteTagsIf: %v %v", done, err)
+	}
+	if done, err := g.DeleteUntaggedMany("r", []digest.Digest{m.Digest}); err != nil || !done[0] {
+		t.Fatalf("DeleteUntaggedMany: %v %v", done, err)
+	}
+	evs, err := g.OutboxEvents("us", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := kinds(evs)
+	if len(got) != 3 || got[1] != "untag r old" || got[2] != "delete r " {
+		t.Fatalf("events %q", got)
+	}
+}
