@@ -206,6 +206,28 @@ func TestSenderReceiver(t *testing.T) {
 	}
 	t.Logf("rebuild: wire %d, whole blobs %d (%.2fx)", wire, whole, float64(whole)/float64(wire))
 
+	// A multi-platform index: its manifests first, then the index.
+	idx := mutate.AppendManifests(empty.Index,
+		mutate.IndexAddendum{Add: testImage(t, 12, t0)},
+		mutate.IndexAddendum{Add: testImage(t, 13, t0)})
+	if err := remote.WriteIndex(a.ref(t, "app/multi:v1"), idx); err != nil {
+		t.Fatal(err)
+	}
+	drained()
+	gotIdx, err := remote.Index(b.ref(t, "app/multi:v1"))
+	if err != nil {
+		t.Fatalf("index on b: %v", err)
+	}
+	wantRaw, _ := idx.RawManifest()
+	if raw, _ := gotIdx.RawManifest(); !bytes.Equal(raw, wantRaw) {
+		t.Fatal("index differs on b")
+	}
+	im, _ := idx.IndexManifest()
+	for _, desc := range im.Manifests {
+		child, _ := idx.Image(desc.Digest)
+		same("app/multi@"+desc.Digest.String(), child)
+	}
+
 	// Not selected by the peer's patterns: not replicated.
 	push(img1, "other/y:v1")
 	drained()

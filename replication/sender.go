@@ -146,8 +146,12 @@ func (s *Sender) runPeer(ctx context.Context, p *peerState) {
 				tries++
 				p.errs.Add(1)
 				p.setErr(err)
+				// A request the peer refuses as invalid (400), or keeps
+				// finding incomplete (409: something it names is missing
+				// here too), is given up after GiveUp tries; anything else
+				// (the peer down, a 5xx) is retried forever.
 				var he *httpError
-				permanent := errors.As(err, &he) && he.status == http.StatusBadRequest
+				permanent := errors.As(err, &he) && (he.status == http.StatusBadRequest || he.status == http.StatusConflict)
 				if !permanent || tries < s.opts.GiveUp {
 					p.down.Store(!errors.As(err, &he))
 					s.log.Warn("replication: will retry", "peer", p.Name, "seq", e.Seq, "repo", e.Repo, "kind", e.Kind, "in", backoff, "err", err)
@@ -189,6 +193,31 @@ func (s *Sender) replicate(ctx context.Context, p *peerState, e refgraph.Event) 
 	if e.Kind != refgraph.EventPut {
 		var resp eventResponse
 		return p.post(ctx, pathEvents, eventRequest{Event: e}, &resp)
+	}
+	return s.replicatePut(ctx, p, e, 0)
+}
+
+// isIndex reports whether a manifest media type lists manifests.
+func isIndex(mediaType string) bool {
+	return mediaType == "application/vnd.oci.image.index.v1+json" ||
+		mediaType == "application/vnd.docker.distribution.manifest.list.v2+json"
+}
+
+// replicatePut sends a manifest and what it names. The manifests an
+// index names go first, as manifests (their own events normally did
+// that already: then it costs a check).
+func (s *Sender) replicatePut(ctx context.Context, p *peerState, e refgraph.Event, depth int) error {
+	if isIndex(e.MediaType) && depth < 4 {
+		for _, d := range e.Refs {
+			m, err := s.graph.Manifest(e.Repo, d)
+			if err != nil {
+				continue // not a manifest here (any more): the peer says what it lacks
+			}
+			child := refgraph.Event{Kind: refgraph.EventPut, Repo: e.Repo, Digest: d, MediaType: m.MediaType, Size: m.Size, Refs: m.Refs}
+			if err := s.replicatePut(ctx, p, child, depth+1); err != nil {
+				return fmt.Errorf("manifest %s of index %s: %w", d, e.Digest, err)
+			}
+		}
 	}
 	start := time.Now()
 	sent0, recv0 := p.bytesSent.Load(), p.bytesRecv.Load()

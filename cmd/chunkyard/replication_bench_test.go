@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/chunkyard/chunkyard/bench/benchtest"
+	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
@@ -82,7 +83,8 @@ func TestBenchReplication(t *testing.T) {
 	rnd := rand.New(rand.NewPCG(7, 7))
 	seen := map[string]bool{}
 	var whole int64
-	var lags []time.Duration
+	var lags, baseLags []time.Duration
+	var baseBytes int64
 	t0 := time.Unix(1_700_000_000, 0)
 	for i := range n {
 		for range 3 {
@@ -110,6 +112,24 @@ func TestBenchReplication(t *testing.T) {
 			})
 			lags = append(lags, time.Since(acked))
 		}
+		// Baseline, once replication is done: copy the image whole-blob
+		// from a to b over the same link (go-containerregistry, as crane
+		// copy does: blobs b's repository has are skipped).
+		src, err := remote.Image(refOn(t, a, ref))
+		if err != nil {
+			t.Fatal(err)
+		}
+		before := ab.bytes.Load()
+		start := time.Now()
+		dst, err := name.ParseReference(strings.TrimPrefix(ab.srv.URL, "http://")+"/baseline/app:"+ref[strings.Index(ref, ":")+1:], name.Insecure)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := remote.Write(dst, src); err != nil {
+			t.Fatal(err)
+		}
+		baseLags = append(baseLags, time.Since(start))
+		baseBytes += ab.bytes.Load() - before
 	}
 	for _, peer := range []*node{b, c} {
 		sameImage(t, peer, fmt.Sprintf("corpus/app:r%d", n-1), mustImage(t, a, fmt.Sprintf("corpus/app:r%d", n-1)))
@@ -117,12 +137,16 @@ func TestBenchReplication(t *testing.T) {
 	st := a.status(t)
 	slices.Sort(lags)
 	pct := func(p float64) time.Duration { return lags[min(len(lags)-1, int(p*float64(len(lags))))] }
-	wire := ab.bytes.Load() + ac.bytes.Load()
+	wire := ab.bytes.Load() + ac.bytes.Load() - baseBytes
 	t.Logf("storage of c: %s; %d rebuilds, 2 peers, %d samples", storage, n, len(lags))
 	t.Logf("push-acknowledged to pullable on the peer: p50 %s, p99 %s, max %s",
 		pct(0.5).Round(time.Millisecond), pct(0.99).Round(time.Millisecond), lags[len(lags)-1].Round(time.Millisecond))
 	t.Logf("bytes over the two links %d (%.1f MB); whole-blob replication %d per link, %d for both (%.1f MB); ratio %.2fx",
 		wire, float64(wire)/1e6, whole, 2*whole, float64(2*whole)/1e6, float64(2*whole)/float64(wire))
+	slices.Sort(baseLags)
+	t.Logf("baseline, whole-blob copy a->b over the same link after each push (crane copy's way): p50 %s, max %s, %d bytes over the link (%.2fx the chunk-level bytes to b)",
+		baseLags[len(baseLags)/2].Round(time.Millisecond), baseLags[len(baseLags)-1].Round(time.Millisecond), baseBytes,
+		float64(baseBytes)/float64(st[0].BytesSent+st[0].BytesReceived))
 	for _, s := range st {
 		t.Logf("sender stats %s: images %d, chunks %d, sent %d, received %d, whole-blob %d, errors %d",
 			s.Peer, s.Images, s.ChunksSent, s.BytesSent, s.BytesReceived, s.WholeBlobBytes, s.Errors)
