@@ -16,6 +16,7 @@ import (
 
 	"github.com/chunkyard/chunkyard/bench/benchtest"
 	"github.com/chunkyard/chunkyard/chunkstore"
+	"github.com/chunkyard/chunkyard/gc"
 	"github.com/chunkyard/chunkyard/ocihttp"
 	"github.com/chunkyard/chunkyard/refgraph"
 	"github.com/chunkyard/chunkyard/registry"
@@ -332,4 +333,77 @@ func mustHex(t *testing.T, s string) []byte {
 		t.Fatal(err)
 	}
 	return id[:]
+}
+
+// TestGCKeepsWhatAPeerStillNeeds: an image pushed while its peer is down
+// and deleted before the peer is back survives GC (its put event holds
+// its blobs), reaches the peer, then goes there too; once the peer has
+// both events, GC takes it.
+func TestGCKeepsWhatAPeerStillNeeds(t *testing.T) {
+	b := newRegion(t, "b", nil, nil)
+	a := newRegion(t, "a", []string{"b"}, nil)
+	img := testImage(t, 20, time.Unix(1_700_000_000, 0))
+	if err := remote.Write(a.ref(t, "app/gc:v1"), img); err != nil {
+		t.Fatal(err)
+	}
+	d, _ := img.Digest()
+	ls, _ := img.Layers()
+	layer, _ := ls[1].Digest()
+	ld := digest.Digest(layer.String())
+	// Wait for the converter, then delete the image.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		bl, err := a.graph.Blob(ld)
+		if err == nil && bl.Kind != refgraph.KindPending {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("layer not converted")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := remote.Delete(a.ref(t, "app/gc@"+d.String())); err != nil {
+		t.Fatal(err)
+	}
+	col := gc.New(a.graph, a.store, nil)
+	cfg := gc.Default()
+	cfg.GracePeriod = gc.Duration(time.Nanosecond)
+	cfg.PackGracePeriod = gc.Duration(time.Nanosecond)
+	a.graph.SetClock(func() time.Time { return time.Now().Add(time.Hour) }) // past every grace period
+	if _, err := col.Run(context.Background(), cfg, false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.graph.Blob(ld); err != nil {
+		t.Fatalf("GC deleted a layer a pending replication needs: %v", err)
+	}
+
+	s := NewSender(a.graph, a.store, []Peer{{Name: "b", URL: b.srv.URL}}, SenderOptions{Poll: 10 * time.Millisecond, MinBackoff: 10 * time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { s.Run(ctx); close(done) }()
+	deadline = time.Now().Add(30 * time.Second)
+	for s.Stats()[0].Pending > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("not drained: %+v", s.Stats()[0])
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	st := s.Stats()[0]
+	if st.Images != 1 || st.Errors != 0 || st.Failed != 0 {
+		t.Fatalf("sender stats %+v: want the deleted image shipped without errors", st)
+	}
+	if _, err := b.graph.Blob(ld); err != nil {
+		t.Fatalf("the layer did not reach b: %v", err)
+	}
+	if _, err := remote.Head(b.ref(t, "app/gc:v1")); err == nil {
+		t.Fatal("the delete did not follow the put to b")
+	}
+	if _, err := col.Run(context.Background(), cfg, false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.graph.Blob(ld); !errors.Is(err, refgraph.ErrNotFound) {
+		t.Fatalf("GC kept the layer after the peer had every event: %v", err)
+	}
 }
