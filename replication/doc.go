@@ -25,4 +25,10 @@
 // The manifest is indexed last, so a half-received image is never
 // visible. Every step is idempotent: a sender or receiver killed midway
 // resumes with step 1, and what arrived before is not sent again.
+//
+// The other direction, for a pull that replication has not served yet
+// (PeerFallback, the method set of the registry's pull-through hook): GET
+// recipe?repo&digest gives a blob's recipe, POST chunks/get {repo, digest,
+// ids} the chunks of that blob the puller lacks, as stored. Both answer
+// only for blobs linked into the named repository.
 package replication

@@ -87,6 +87,10 @@ func (rc *Receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// an account with push and delete permission on every repository
 	// (admin); when the registry's auth is on, its middleware answers
 	// 401/403 before this point for anyone else.
+	if r.URL.Path == pathRecipe && r.Method == http.MethodGet {
+		rc.recipe(w, r)
+		return
+	}
 	if r.URL.Path == pathStatus && r.Method == http.MethodGet {
 		var st any = struct{}{}
 		if rc.Status != nil {
@@ -110,6 +114,8 @@ func (rc *Receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rc.blob(w, r)
 	case pathEvents:
 		rc.event(w, r)
+	case pathChunksGet:
+		rc.chunksGet(w, r)
 	default:
 		writeErr(w, http.StatusNotFound, fmt.Errorf("no endpoint %s", r.URL.Path))
 	}

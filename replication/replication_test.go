@@ -407,3 +407,84 @@ func TestGCKeepsWhatAPeerStillNeeds(t *testing.T) {
 		t.Fatalf("GC kept the layer after the peer had every event: %v", err)
 	}
 }
+
+// TestPeerFallback pulls an image through a peer at chunk level: the
+// manifest over /v2/, each blob rebuilt here from its recipe and the
+// chunks this node lacks, verified; only chunks of the named blob are
+// served; unknown content is ErrManifestUnknown / ErrBlobUnknown.
+func TestPeerFallback(t *testing.T) {
+	a := newRegion(t, "a", nil, nil)
+	b := newRegion(t, "b", nil, nil)
+	t0 := time.Unix(1_700_000_000, 0)
+	old, img := testImage(t, 30, t0), testImage(t, 31, t0.Add(time.Hour))
+	for _, x := range []struct {
+		r   *region
+		img v1.Image
+	}{{b, old}, {a, img}} {
+		if err := remote.Write(x.r.ref(t, "app/p:v"), x.img); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Let both converters split their layers.
+	for _, r := range []*region{a, b} {
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			q, err := r.graph.Queued(1)
+			if err == nil && len(q) == 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("conversion queue not empty")
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	f := NewPeerFallback(Peer{Name: "a", URL: a.srv.URL}, b.graph, b.store, nil, nil)
+	defer f.Close()
+	ctx := context.Background()
+	m, err := f.Manifest(ctx, "app/p", "v")
+	want, _ := img.RawManifest()
+	if err != nil || !bytes.Equal(m.Content, want) {
+		t.Fatalf("manifest through the peer: %v", err)
+	}
+	var total int64
+	ls, _ := img.Layers()
+	for _, l := range ls {
+		ld, _ := l.Digest()
+		r, size, err := f.Blob(ctx, "app/p", digest.Digest(ld.String()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		dg := digest.Canonical.Digester()
+		n, err := io.Copy(dg.Hash(), r)
+		r.Close()
+		if err != nil || n != size || dg.Digest().String() != ld.String() {
+			t.Fatalf("layer %s through the peer: %d bytes, %s, %v", ld, n, dg.Digest(), err)
+		}
+		total += size
+	}
+	sent, recv := f.WireBytes()
+	t.Logf("pulled %d bytes of layers with %d bytes over the link", total, sent+recv)
+	if sent+recv >= total {
+		t.Fatalf("pull-through moved %d bytes for %d bytes of layers b mostly had", sent+recv, total)
+	}
+	if _, err := f.Manifest(ctx, "app/p", "nope"); !errors.Is(err, registry.ErrManifestUnknown) {
+		t.Fatalf("unknown tag: %v", err)
+	}
+	if _, _, err := f.Blob(ctx, "app/p", digest.FromString("nope")); !errors.Is(err, registry.ErrBlobUnknown) {
+		t.Fatalf("unknown blob: %v", err)
+	}
+	// A chunk outside the named blob is not served.
+	cfg, _ := img.ConfigName()
+	ld, _ := ls[0].Digest()
+	lb, _ := a.graph.Blob(digest.Digest(ld.String()))
+	body, _ := json.Marshal(chunksGetRequest{Repo: "app/p", Digest: digest.Digest(cfg.String()), IDs: []string{lb.Chunks[0].ID.String()}})
+	resp, err := http.Post(a.srv.URL+pathChunksGet, "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("chunk of another blob: HTTP %d", resp.StatusCode)
+	}
+}
