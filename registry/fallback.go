@@ -205,13 +205,6 @@ func (s *Service) resolveUpstreamTag(ctx context.Context, repo, tag string) (dig
 	return m.Digest, nil
 }
 
-// upstreamTag returns the digest the last resolution of tag found, if any.
-func (f *fallback) upstreamTag(repo, tag string) digest.Digest {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.tags[[2]string{repo, tag}].d
-}
-
 // retag points repo's local tag at manifest d if repo has it here, and
 // returns it; ErrManifestUnknown if not.
 func (s *Service) retag(ctx context.Context, repo, tag string, d digest.Digest, withContent bool) (Manifest, error) {
@@ -325,30 +318,43 @@ func (s *Service) completeManifest(job *manifestJob) {
 	if err == nil {
 		_, _, err = s.PutManifest(f.ctx, job.repo, job.d.String(), job.m.MediaType, job.m.Content)
 	}
-	f.mu.Lock()
-	delete(f.manifests, key)
-	tags := job.tags
-	f.mu.Unlock()
-	close(job.done)
 	if err != nil {
 		if f.ctx.Err() == nil {
 			s.log.Warn("pull-through: manifest not stored", "repo", job.repo, "digest", job.d, "err", err)
 		}
-		return
+	} else {
+		s.log.Info("pull-through: stored manifest", "repo", job.repo, "digest", job.d)
 	}
-	s.log.Info("pull-through: stored manifest", "repo", job.repo, "digest", job.d)
-	seen := map[string]bool{}
-	for _, tag := range tags {
+	// The tags it was pulled by, also those added while they are set;
+	// the job leaves the map once none is left.
+	done := map[string]bool{}
+	for {
+		f.mu.Lock()
+		var tag string
+		for _, t := range job.tags {
+			if !done[t] {
+				tag = t
+				break
+			}
+		}
+		if tag == "" || err != nil {
+			delete(f.manifests, key)
+			f.mu.Unlock()
+			break
+		}
+		done[tag] = true
 		// Only the tag's latest resolution: a tag that moved upstream
 		// meanwhile is not put back.
-		if seen[tag] || f.upstreamTag(job.repo, tag) != job.d {
+		latest := f.tags[[2]string{job.repo, tag}].d == job.d
+		f.mu.Unlock()
+		if !latest {
 			continue
 		}
-		seen[tag] = true
 		if _, _, err := s.PutManifest(f.ctx, job.repo, tag, job.m.MediaType, job.m.Content); err != nil {
 			s.log.Warn("pull-through: tag not set", "repo", job.repo, "tag", tag, "digest", job.d, "err", err)
 		}
 	}
+	close(job.done)
 }
 
 // completeRefs makes everything manifest m of repo names present in repo:
@@ -491,17 +497,24 @@ func (s *Service) runBlobFetch(bf *blobFetch) {
 	if err == nil && !bf.linked {
 		err = s.commitFetched(bf)
 	}
-	if err != nil && f.ctx.Err() == nil {
+	switch {
+	case errors.Is(err, ErrBlobUnknown):
+		s.log.Debug("pull-through: blob not upstream", "repo", bf.repo, "digest", bf.d)
+	case err != nil && f.ctx.Err() == nil:
 		s.log.Warn("pull-through: blob not stored", "repo", bf.repo, "digest", bf.d, "err", err)
 	}
-	// Finished under both locks: a new reader either found the fetch
-	// unfinished (and opened the spool file) or finds the blob linked.
-	f.mu.Lock()
-	delete(f.blobs, [2]string{bf.repo, string(bf.d)})
+	// Finished first: a reader that finds the fetch unfinished opens
+	// the spool file before it is removed; then the fetch leaves the map,
+	// after which its blob is linked (or a new fetch starts).
 	bf.update(func() {
 		bf.err = err
 		bf.finished = true
 	})
+	bf.sess.mu.Lock()
+	s.uploads.finish(bf.sess)
+	bf.sess.mu.Unlock()
+	f.mu.Lock()
+	delete(f.blobs, [2]string{bf.repo, string(bf.d)})
 	f.mu.Unlock()
 	select {
 	case <-bf.sized:
@@ -509,9 +522,6 @@ func (s *Service) runBlobFetch(bf *blobFetch) {
 		close(bf.sized)
 	}
 	close(bf.done)
-	bf.sess.mu.Lock()
-	s.uploads.finish(bf.sess)
-	bf.sess.mu.Unlock()
 }
 
 // transfer copies the blob from the fallback into bf's session and
