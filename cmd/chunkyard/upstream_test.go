@@ -1,0 +1,371 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+)
+
+// testTools returns the paths of the named tool binaries (from PATH or
+// $CHUNKYARD_TOOLS/bin). Missing ones skip the test, except in CI
+// (CI set), where scripts/test installs them: there they fail it.
+func testTools(t *testing.T, names ...string) map[string]string {
+	t.Helper()
+	paths := map[string]string{}
+	var missing []string
+	for _, n := range names {
+		p, err := exec.LookPath(n)
+		if err != nil && os.Getenv("CHUNKYARD_TOOLS") != "" {
+			p, err = exec.LookPath(filepath.Join(os.Getenv("CHUNKYARD_TOOLS"), "bin", n))
+		}
+		if err != nil {
+			missing = append(missing, n)
+			continue
+		}
+		paths[n] = p
+	}
+	if len(missing) > 0 {
+		msg := fmt.Sprintf("tools not found: %s (scripts/install-tools %s)", strings.Join(missing, ", "), strings.Join(missing, " "))
+		if os.Getenv("CI") != "" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	return paths
+}
+
+// startDistribution runs the reference registry (CNCF distribution) on
+// 127.0.0.1 with its storage in a temp dir, and returns its address and
+// process.
+func startDistribution(t *testing.T, bin string) (string, *exec.Cmd) {
+	t.Helper()
+	dir := t.TempDir()
+	addr := freeAddr(t)
+	cfg := fmt.Sprintf(`version: 0.1
+log:
+  level: warn
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: %s
+  delete:
+    enabled: true
+http:
+  addr: %s
+  secret: chunkyard-test
+`, filepath.Join(dir, "data"), addr)
+	if err := os.WriteFile(filepath.Join(dir, "config.yml"), []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "serve", filepath.Join(dir, "config.yml"))
+	cmd.Env = append(os.Environ(), "OTEL_TRACES_EXPORTER=none")
+	var logs logBuffer
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-done
+	})
+	waitHTTP(t, "http://"+addr+"/v2/", done, &logs)
+	return addr, cmd
+}
+
+func waitHTTP(t *testing.T, u string, exited <-chan struct{}, logs *logBuffer) {
+	t.Helper()
+	for i := 0; ; i++ {
+		resp, err := http.Get(u)
+		if err == nil {
+			resp.Body.Close()
+			return
+		}
+		select {
+		case <-exited:
+			t.Fatalf("%s: exited: %s", u, logs.String())
+		default:
+		}
+		if i == 400 {
+			t.Fatalf("%s: not up: %v\n%s", u, err, logs.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// authProxy is a reverse proxy in front of the upstream registry that
+// counts the requests it passes and asks for a bearer token the way
+// Docker Hub does: /v2/ answers 401 with a Bearer challenge naming its
+// /token endpoint, which gives a token for the basic credentials user
+// and pass (any, or none, if user is empty).
+type authProxy struct {
+	srv        *http.Server
+	addr       string
+	user, pass string
+	token      string
+	requests   atomic.Int64 // registry API requests passed on
+	blobGets   atomic.Int64
+}
+
+func startAuthProxy(t *testing.T, target, user, pass string) *authProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &authProxy{addr: ln.Addr().String(), user: user, pass: pass, token: "tok-" + fmt.Sprint(time.Now().UnixNano())}
+	rp := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: "http", Host: target})
+	mux := http.NewServeMux()
+	mux.HandleFunc("/token", func(w http.ResponseWriter, r *http.Request) {
+		u, pw, ok := r.BasicAuth()
+		if p.user != "" && (!ok || u != p.user || pw != p.pass) {
+			http.Error(w, "bad credentials", http.StatusUnauthorized)
+			return
+		}
+		json.NewEncoder(w).Encode(map[string]any{"token": p.token, "expires_in": 300})
+	})
+	mux.HandleFunc("/v2/", func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer "+p.token {
+			w.Header().Set("WWW-Authenticate", fmt.Sprintf(`Bearer realm="http://%s/token",service="test"`, p.addr))
+			http.Error(w, `{"errors":[{"code":"UNAUTHORIZED"}]}`, http.StatusUnauthorized)
+			return
+		}
+		if r.URL.Path != "/v2/" {
+			p.requests.Add(1)
+			if strings.Contains(r.URL.Path, "/blobs/") && r.Method == http.MethodGet {
+				p.blobGets.Add(1)
+			}
+		}
+		rp.ServeHTTP(w, r)
+	})
+	p.srv = &http.Server{Handler: mux}
+	go p.srv.Serve(ln)
+	t.Cleanup(func() { p.srv.Close() })
+	return p
+}
+
+// runTool runs a client binary and returns its stdout.
+func runTool(t *testing.T, env []string, bin string, args ...string) []byte {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), env...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("%s %s: %v\n%s", filepath.Base(bin), strings.Join(args, " "), err, errb.String())
+	}
+	return out.Bytes()
+}
+
+// layoutBlobs returns sha256 -> file content hash of an OCI layout's blobs.
+func layoutBlobs(t *testing.T, dir string) map[string][32]byte {
+	t.Helper()
+	m := map[string][32]byte{}
+	err := filepath.WalkDir(filepath.Join(dir, "blobs"), func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		m[filepath.Base(p)] = sha256.Sum256(b)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func sameBlobs(t *testing.T, what, got, want string) {
+	t.Helper()
+	g, w := layoutBlobs(t, got), layoutBlobs(t, want)
+	if len(w) == 0 || len(g) != len(w) {
+		t.Fatalf("%s: %d blobs, want %d", what, len(g), len(w))
+	}
+	for k, v := range w {
+		if g[k] != v {
+			t.Fatalf("%s: blob %s differs or is missing", what, k)
+		}
+		if fmt.Sprintf("%x", v) != k {
+			t.Fatalf("%s: blob %s is not its digest", what, k)
+		}
+	}
+}
+
+// TestPullThroughUpstream: `serve --upstream` in front of the reference
+// registry (behind a token-auth proxy that counts requests). crane and
+// regctl pull an image and an index through chunkyard byte for byte as
+// they pull them from the upstream directly; the second pull makes no
+// upstream request; with the upstream gone (and the tag TTL past) both
+// pull again from the local copy.
+func TestPullThroughUpstream(t *testing.T) {
+	tools := testTools(t, "registry", "crane", "regctl")
+	home := t.TempDir()
+	env := []string{"HOME=" + home, "DOCKER_CONFIG=" + filepath.Join(home, ".docker")}
+	t.Setenv("DOCKER_CONFIG", filepath.Join(home, ".docker")) // the server's keychain
+
+	regAddr, _ := startDistribution(t, tools["registry"])
+	proxy := startAuthProxy(t, regAddr, "puller", "s3cret")
+
+	// An image pushed with crane (from a tarball), an index with the
+	// library: 3 layers of 4 MiB random data each, 2 platforms.
+	img, err := random.Image(4<<20, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tarPath := filepath.Join(t.TempDir(), "img.tar")
+	direct := "127.0.0.1:" + strings.Split(regAddr, ":")[1]
+	if err := tarball.WriteToFile(tarPath, mustTag(t, direct+"/lib/app:v1"), img); err != nil {
+		t.Fatal(err)
+	}
+	runTool(t, env, tools["crane"], "push", tarPath, direct+"/lib/app:v1")
+	idx, err := random.Index(1<<20, 2, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.WriteIndex(mustTag(t, direct+"/lib/multi:latest"), idx); err != nil {
+		t.Fatal(err)
+	}
+
+	// chunkyard, with the proxy's credentials in a file.
+	pwFile := filepath.Join(t.TempDir(), "pw")
+	os.WriteFile(pwFile, []byte("s3cret\n"), 0o600)
+	addr := freeAddr(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	var logs logBuffer
+	go func() {
+		done <- run(ctx, []string{"serve", "--addr", addr, "--data", t.TempDir(), "--codec-helpers", t.TempDir(),
+			"--upstream", "http://" + proxy.addr, "--upstream-username", "puller", "--upstream-password-file", pwFile,
+			"--upstream-tag-ttl", "2s", "--scan-workers", "0"}, io.Discard, &logs)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(60 * time.Second):
+			t.Error("serve did not stop")
+		}
+	})
+	exited := make(chan struct{})
+	go func() {
+		select {
+		case <-done:
+			close(exited)
+		case <-ctx.Done():
+		}
+	}()
+	waitHTTP(t, "http://"+addr+"/v2/", exited, &logs)
+
+	regctl := func(host string, args ...string) []byte {
+		return runTool(t, env, tools["regctl"], append([]string{"--host", "reg=" + host + ",tls=disabled"}, args...)...)
+	}
+	cranePull := func(ref string) (string, time.Duration) {
+		dir := filepath.Join(t.TempDir(), "layout")
+		start := time.Now()
+		runTool(t, env, tools["crane"], "pull", "--format", "oci", ref, dir)
+		return dir, time.Since(start)
+	}
+	// Directly from the upstream, for the bytes and the baseline time.
+	want, tDirect := cranePull(direct + "/lib/app:v1")
+	wantMulti := filepath.Join(t.TempDir(), "multi")
+	regctl(direct, "image", "copy", direct+"/lib/multi:latest", "ocidir://"+wantMulti+":latest")
+
+	got1, t1 := cranePull(addr + "/lib/app:v1")
+	sameBlobs(t, "crane, first pull", got1, want)
+	firstReqs := proxy.requests.Load()
+	if firstReqs == 0 || proxy.blobGets.Load() != 4 {
+		t.Fatalf("first pull: %d upstream requests, %d blob GETs (want 4: config and 3 layers)", firstReqs, proxy.blobGets.Load())
+	}
+	got2, t2 := cranePull(addr + "/lib/app:v1")
+	sameBlobs(t, "crane, second pull", got2, want)
+	if n := proxy.requests.Load() - firstReqs; n != 0 {
+		t.Fatalf("second pull made %d upstream requests, want 0", n)
+	}
+	t.Logf("crane pull of 3 x 4 MiB: direct from the upstream %v, through chunkyard first %v (%.2fx direct), second %v (%.2fx the first)",
+		tDirect.Round(time.Millisecond), t1.Round(time.Millisecond), t1.Seconds()/tDirect.Seconds(),
+		t2.Round(time.Millisecond), t2.Seconds()/t1.Seconds())
+
+	gotMulti := filepath.Join(t.TempDir(), "multi")
+	regctl(addr, "image", "copy", addr+"/lib/multi:latest", "ocidir://"+gotMulti+":latest")
+	sameBlobs(t, "regctl, index", gotMulti, wantMulti)
+
+	// Stored (the tags list is local only), then the upstream goes away.
+	for _, rt := range [][2]string{{"lib/app", "v1"}, {"lib/multi", "latest"}} {
+		waitTag(t, addr, rt[0], rt[1])
+	}
+	proxy.srv.Close()
+	time.Sleep(2100 * time.Millisecond) // past --upstream-tag-ttl: the tag is asked for, and the local one served
+	got3, _ := cranePull(addr + "/lib/app:v1")
+	sameBlobs(t, "crane, upstream down", got3, want)
+	gotMulti2 := filepath.Join(t.TempDir(), "multi")
+	regctl(addr, "image", "copy", addr+"/lib/multi:latest", "ocidir://"+gotMulti2+":latest")
+	sameBlobs(t, "regctl, upstream down", gotMulti2, wantMulti)
+
+	// What is neither here nor reachable: a clear error.
+	resp, err := http.Get("http://" + addr + "/v2/lib/other/manifests/v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadGateway || !bytes.Contains(body, []byte("upstream")) {
+		t.Fatalf("manifest with the upstream down: %s %s", resp.Status, body)
+	}
+}
+
+func mustTag(t *testing.T, s string) name.Tag {
+	t.Helper()
+	tag, err := name.NewTag(s, name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tag
+}
+
+// waitTag waits until repo lists tag (tags are listed from the local
+// index only).
+func waitTag(t *testing.T, addr, repo, tag string) {
+	t.Helper()
+	for i := 0; ; i++ {
+		resp, err := http.Get("http://" + addr + "/v2/" + repo + "/tags/list")
+		if err == nil {
+			var tl struct{ Tags []string }
+			json.NewDecoder(resp.Body).Decode(&tl)
+			resp.Body.Close()
+			for _, x := range tl.Tags {
+				if x == tag {
+					return
+				}
+			}
+		}
+		if i == 300 {
+			t.Fatalf("%s:%s not stored", repo, tag)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
