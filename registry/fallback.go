@@ -40,7 +40,16 @@ var ErrUpstream = errors.New("the upstream registry failed to supply the content
 // held in memory while their images are completed (each at most
 // MaxManifestSize, most a few KiB); past it a manifest is served but not
 // stored.
-const maxFallbackManifests = 256
+const maxFallbackManifests = 128
+
+// Timeouts of the requests to the fallback: a tag's resolution (a pull
+// waits for it, even when the tag is here), a manifest fetch, and a blob
+// transfer that sends nothing for this long.
+const (
+	fallbackResolveTimeout  = 15 * time.Second
+	fallbackManifestTimeout = time.Minute
+	fallbackIdleTimeout     = time.Minute
+)
 
 // fallback is the pull-through state of a Service:
 //
@@ -185,6 +194,8 @@ func (s *Service) resolveUpstreamTag(ctx context.Context, repo, tag string) (dig
 	if ok && time.Since(rt.at) < f.tagTTL {
 		return rt.d, nil
 	}
+	ctx, cancel := context.WithTimeout(ctx, fallbackResolveTimeout)
+	defer cancel()
 	m, err := f.src.StatManifest(ctx, repo, tag)
 	if err != nil {
 		return "", err
@@ -285,6 +296,8 @@ func (s *Service) manifestJob(ctx context.Context, repo string, d digest.Digest,
 // fetchManifest fetches manifest d of repo from the fallback and checks
 // it.
 func (s *Service) fetchManifest(ctx context.Context, repo string, d digest.Digest) (Manifest, error) {
+	ctx, cancel := context.WithTimeout(ctx, fallbackManifestTimeout)
+	defer cancel()
 	m, err := s.fb.src.Manifest(ctx, repo, d.String())
 	if err != nil {
 		return Manifest{}, err
@@ -528,7 +541,11 @@ func (s *Service) runBlobFetch(bf *blobFetch) {
 // checks its size and digest.
 func (s *Service) transfer(bf *blobFetch) error {
 	f := s.fb
-	ctx := f.ctx
+	// Cancelled when the fallback sends nothing for the idle timeout.
+	ctx, cancel := context.WithCancel(f.ctx)
+	defer cancel()
+	idle := time.AfterFunc(fallbackIdleTimeout, cancel)
+	defer idle.Stop()
 	r, size, err := f.src.Blob(ctx, bf.repo, bf.d)
 	if err != nil {
 		return err
@@ -557,8 +574,12 @@ func (s *Service) transfer(bf *blobFetch) error {
 	sess := bf.sess
 	sess.mu.Lock()
 	defer sess.mu.Unlock()
+	body := idleReader{r, idle}
 	for {
-		n, rerr := io.ReadFull(r, buf)
+		n, rerr := io.ReadFull(body, buf)
+		if ctx.Err() != nil && f.ctx.Err() == nil {
+			return fmt.Errorf("%w: blob %s of %s: nothing received for %s", ErrUpstream, bf.d, bf.repo, fallbackIdleTimeout)
+		}
 		if n > 0 {
 			if size >= 0 && sess.size+int64(n) > size {
 				return fmt.Errorf("%w: blob %s of %s: more than the %d bytes announced", ErrUpstream, bf.d, bf.repo, size)
@@ -723,3 +744,17 @@ func (r *followReader) Read(p []byte) (int, error) {
 }
 
 func (r *followReader) Close() error { return r.f.Close() }
+
+// idleReader restarts its timer at every read that returns bytes.
+type idleReader struct {
+	r     io.Reader
+	timer *time.Timer
+}
+
+func (r idleReader) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	if n > 0 {
+		r.timer.Reset(fallbackIdleTimeout)
+	}
+	return n, err
+}
