@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -15,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -224,6 +226,7 @@ func sameBlobs(t *testing.T, what, got, want string) {
 // pull again from the local copy.
 func TestPullThroughUpstream(t *testing.T) {
 	tools := testTools(t, "registry", "crane", "regctl")
+	var err error
 	home := t.TempDir()
 	env := []string{"HOME=" + home, "DOCKER_CONFIG=" + filepath.Join(home, ".docker")}
 	t.Setenv("DOCKER_CONFIG", filepath.Join(home, ".docker")) // the server's keychain
@@ -232,8 +235,16 @@ func TestPullThroughUpstream(t *testing.T) {
 	proxy := startAuthProxy(t, regAddr, "puller", "s3cret")
 
 	// An image pushed with crane (from a tarball), an index with the
-	// library: 3 layers of 4 MiB random data each, 2 platforms.
-	img, err := random.Image(4<<20, 3)
+	// library: 3 layers of 4 MiB random data each
+	// (CHUNKYARD_PULLTHROUGH_MIB sets the size, for measurements), 2
+	// platforms.
+	layerMiB := int64(4)
+	if v := os.Getenv("CHUNKYARD_PULLTHROUGH_MIB"); v != "" {
+		if layerMiB, err = strconv.ParseInt(v, 10, 64); err != nil || layerMiB <= 0 {
+			t.Fatalf("CHUNKYARD_PULLTHROUGH_MIB=%q", v)
+		}
+	}
+	img, err := random.Image(layerMiB<<20, 3)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -254,32 +265,12 @@ func TestPullThroughUpstream(t *testing.T) {
 	// chunkyard, with the proxy's credentials in a file.
 	pwFile := filepath.Join(t.TempDir(), "pw")
 	os.WriteFile(pwFile, []byte("s3cret\n"), 0o600)
+	data := t.TempDir()
 	addr := freeAddr(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	var logs logBuffer
-	go func() {
-		done <- run(ctx, []string{"serve", "--addr", addr, "--data", t.TempDir(), "--codec-helpers", t.TempDir(),
-			"--upstream", "http://" + proxy.addr, "--upstream-username", "puller", "--upstream-password-file", pwFile,
-			"--upstream-tag-ttl", "2s", "--scan-workers", "0"}, io.Discard, &logs)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(60 * time.Second):
-			t.Error("serve did not stop")
-		}
-	})
-	exited := make(chan struct{})
-	go func() {
-		select {
-		case <-done:
-			close(exited)
-		case <-ctx.Done():
-		}
-	}()
-	waitHTTP(t, "http://"+addr+"/v2/", exited, &logs)
+	serveArgs := []string{"serve", "--addr", addr, "--data", data, "--codec-helpers", t.TempDir(),
+		"--upstream", "http://" + proxy.addr, "--upstream-username", "puller", "--upstream-password-file", pwFile,
+		"--upstream-tag-ttl", "1h", "--scan-workers", "0"}
+	stop := startInProcess(t, addr, serveArgs)
 
 	regctl := func(host string, args ...string) []byte {
 		return runTool(t, env, tools["regctl"], append([]string{"--host", "reg=" + host + ",tls=disabled"}, args...)...)
@@ -290,8 +281,16 @@ func TestPullThroughUpstream(t *testing.T) {
 		runTool(t, env, tools["crane"], "pull", "--format", "oci", ref, dir)
 		return dir, time.Since(start)
 	}
-	// Directly from the upstream, for the bytes and the baseline time.
-	want, tDirect := cranePull(direct + "/lib/app:v1")
+	// Directly from the upstream (through the proxy, with the Docker
+	// config's credentials), for the bytes and the baseline time.
+	os.MkdirAll(filepath.Join(home, ".docker"), 0o700)
+	dockerCfg := fmt.Sprintf(`{"auths":{%q:{"auth":%q}}}`, proxy.addr, base64.StdEncoding.EncodeToString([]byte("puller:s3cret")))
+	if err := os.WriteFile(filepath.Join(home, ".docker", "config.json"), []byte(dockerCfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	want, tDirect := cranePull(proxy.addr + "/lib/app:v1")
+	proxy.requests.Store(0)
+	proxy.blobGets.Store(0)
 	wantMulti := filepath.Join(t.TempDir(), "multi")
 	regctl(direct, "image", "copy", direct+"/lib/multi:latest", "ocidir://"+wantMulti+":latest")
 
@@ -306,8 +305,8 @@ func TestPullThroughUpstream(t *testing.T) {
 	if n := proxy.requests.Load() - firstReqs; n != 0 {
 		t.Fatalf("second pull made %d upstream requests, want 0", n)
 	}
-	t.Logf("crane pull of 3 x 4 MiB: direct from the upstream %v, through chunkyard first %v (%.2fx direct), second %v (%.2fx the first)",
-		tDirect.Round(time.Millisecond), t1.Round(time.Millisecond), t1.Seconds()/tDirect.Seconds(),
+	t.Logf("crane pull of 3 x %d MiB: direct from the upstream %v, through chunkyard first %v (%.2fx direct), second %v (%.2fx the first)",
+		layerMiB, tDirect.Round(time.Millisecond), t1.Round(time.Millisecond), t1.Seconds()/tDirect.Seconds(),
 		t2.Round(time.Millisecond), t2.Seconds()/t1.Seconds())
 
 	gotMulti := filepath.Join(t.TempDir(), "multi")
@@ -319,7 +318,11 @@ func TestPullThroughUpstream(t *testing.T) {
 		waitTag(t, addr, rt[0], rt[1])
 	}
 	proxy.srv.Close()
-	time.Sleep(2100 * time.Millisecond) // past --upstream-tag-ttl: the tag is asked for, and the local one served
+	// A restart forgets the tags' resolutions: the first pull of each
+	// asks the upstream, which is gone, and gets the local copy.
+	stop()
+	stop = startInProcess(t, addr, serveArgs)
+	defer stop()
 	got3, _ := cranePull(addr + "/lib/app:v1")
 	sameBlobs(t, "crane, upstream down", got3, want)
 	gotMulti2 := filepath.Join(t.TempDir(), "multi")
@@ -336,6 +339,43 @@ func TestPullThroughUpstream(t *testing.T) {
 	if resp.StatusCode != http.StatusBadGateway || !bytes.Contains(body, []byte("upstream")) {
 		t.Fatalf("manifest with the upstream down: %s %s", resp.Status, body)
 	}
+}
+
+// startInProcess runs `chunkyard serve` with args in this process until
+// the returned function is called (or the test ends).
+func startInProcess(t *testing.T, addr string, args []string) func() {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	var logs logBuffer
+	go func() { done <- run(ctx, args, io.Discard, &logs) }()
+	exited := make(chan struct{})
+	go func() {
+		select {
+		case <-done:
+			close(exited)
+		case <-ctx.Done():
+		}
+	}()
+	waitHTTP(t, "http://"+addr+"/v2/", exited, &logs)
+	stopped := false
+	stop := func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("serve: %v\n%s", err, logs.String())
+			}
+		case <-time.After(60 * time.Second):
+			t.Errorf("serve did not stop\n%s", logs.String())
+		}
+	}
+	t.Cleanup(stop)
+	return stop
 }
 
 func mustTag(t *testing.T, s string) name.Tag {
