@@ -81,8 +81,9 @@ type fallback struct {
 }
 
 type resolvedTag struct {
-	d  digest.Digest
-	at time.Time
+	d    digest.Digest
+	at   time.Time
+	stat Manifest // what the fallback said (no content)
 }
 
 func newFallback(src Fallback, tagTTL time.Duration) *fallback {
@@ -158,7 +159,11 @@ func (s *Service) fallbackManifest(ctx context.Context, repo, ref string, withCo
 	if !withContent {
 		f.mu.Lock()
 		job := f.manifests[[2]string{repo, string(d)}]
+		rt := f.tags[[2]string{repo, tag}]
 		f.mu.Unlock()
+		if job == nil && tag != "" && rt.d == d && rt.stat.Digest == d {
+			return rt.stat, nil // the tag's resolution said it all
+		}
 		if job == nil {
 			// A HEAD needs no content: ask, do not fetch.
 			m, err := f.src.StatManifest(ctx, repo, d.String())
@@ -211,7 +216,7 @@ func (s *Service) resolveUpstreamTag(ctx context.Context, repo, tag string) (dig
 			}
 		}
 	}
-	f.tags[key] = resolvedTag{m.Digest, time.Now()}
+	f.tags[key] = resolvedTag{m.Digest, time.Now(), m}
 	f.mu.Unlock()
 	return m.Digest, nil
 }

@@ -419,3 +419,25 @@ func TestFallbackIndex(t *testing.T) {
 		}
 	}
 }
+
+// TestFallbackHeadDoesNotFetch: a HEAD of a tag not here is answered
+// from the fallback's HEAD alone; nothing is fetched or stored.
+func TestFallbackHeadDoesNotFetch(t *testing.T) {
+	up := newFakeUpstream()
+	desc, _ := upstreamImage(t, up, "app", "v1", 1000)
+	e := newFallbackEnv(t, up, time.Hour)
+	m, err := e.svc.StatManifest(context.Background(), "app", "v1")
+	if err != nil || m.Digest != desc.Digest || m.Size != desc.Size || m.MediaType != desc.MediaType || m.Content != nil {
+		t.Fatalf("HEAD = %+v, %v; want %+v", m, err, desc)
+	}
+	if n := up.requests.Load(); n != 1 {
+		t.Fatalf("%d upstream requests, want 1", n)
+	}
+	waitFallback(t, e.svc)
+	if _, err := e.graph.Manifest("app", desc.Digest); err == nil {
+		t.Fatal("a HEAD stored the manifest")
+	}
+	if n := up.blobGets.Load(); n != 0 {
+		t.Fatalf("a HEAD fetched %d blobs", n)
+	}
+}
