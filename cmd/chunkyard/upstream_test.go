@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -408,4 +409,63 @@ func waitTag(t *testing.T, addr, repo, tag string) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// TestPullThroughTimes measures, when CHUNKYARD_PULLTHROUGH_ROUNDS is set,
+// crane pulls of fresh images (3 layers of CHUNKYARD_PULLTHROUGH_MIB,
+// default 32) directly from the upstream (through the same proxy),
+// through chunkyard the first time and the second time, and logs the
+// medians and their ratios. Not an assertion: a measurement.
+func TestPullThroughTimes(t *testing.T) {
+	rounds, _ := strconv.Atoi(os.Getenv("CHUNKYARD_PULLTHROUGH_ROUNDS"))
+	if rounds <= 0 {
+		t.Skip("set CHUNKYARD_PULLTHROUGH_ROUNDS to measure")
+	}
+	mib := int64(32)
+	if v, err := strconv.ParseInt(os.Getenv("CHUNKYARD_PULLTHROUGH_MIB"), 10, 64); err == nil && v > 0 {
+		mib = v
+	}
+	tools := testTools(t, "registry", "crane")
+	home := t.TempDir()
+	env := []string{"HOME=" + home, "DOCKER_CONFIG=" + filepath.Join(home, ".docker")}
+	regAddr, _ := startDistribution(t, tools["registry"])
+	proxy := startAuthProxy(t, regAddr, "puller", "s3cret")
+	os.MkdirAll(filepath.Join(home, ".docker"), 0o700)
+	dockerCfg := fmt.Sprintf(`{"auths":{%q:{"auth":%q}}}`, proxy.addr, base64.StdEncoding.EncodeToString([]byte("puller:s3cret")))
+	os.WriteFile(filepath.Join(home, ".docker", "config.json"), []byte(dockerCfg), 0o600)
+	pwFile := filepath.Join(t.TempDir(), "pw")
+	os.WriteFile(pwFile, []byte("s3cret"), 0o600)
+	addr := freeAddr(t)
+	startInProcess(t, addr, []string{"serve", "--addr", addr, "--data", t.TempDir(), "--codec-helpers", t.TempDir(),
+		"--upstream", "http://" + proxy.addr, "--upstream-username", "puller", "--upstream-password-file", pwFile,
+		"--upstream-tag-ttl", "1h", "--scan-workers", "0"})
+	pull := func(ref string) time.Duration {
+		start := time.Now()
+		runTool(t, env, tools["crane"], "pull", "--format", "oci", ref, filepath.Join(t.TempDir(), "l"))
+		return time.Since(start)
+	}
+	var direct, first, second []time.Duration
+	for i := range rounds {
+		img, err := random.Image(mib<<20, 3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		repo := fmt.Sprintf("/bench/app%d:v1", i)
+		if err := remote.Write(mustTag(t, regAddr+repo), img); err != nil {
+			t.Fatal(err)
+		}
+		direct = append(direct, pull(proxy.addr+repo))
+		first = append(first, pull(addr+repo))
+		second = append(second, pull(addr+repo))
+	}
+	med := func(d []time.Duration) time.Duration {
+		d = slices.Clone(d)
+		slices.Sort(d)
+		return d[len(d)/2]
+	}
+	md, m1, m2 := med(direct), med(first), med(second)
+	t.Logf("crane pull of 3 x %d MiB, median of %d: direct %v, first through chunkyard %v (%.2fx direct), second %v (%.2fx the first, %.2fx direct)",
+		mib, rounds, md.Round(time.Millisecond), m1.Round(time.Millisecond), m1.Seconds()/md.Seconds(),
+		m2.Round(time.Millisecond), m2.Seconds()/m1.Seconds(), m2.Seconds()/md.Seconds())
+	t.Logf("direct %v\nfirst %v\nsecond %v", direct, first, second)
 }
