@@ -332,10 +332,13 @@ func (s *Service) fetchManifest(ctx context.Context, repo string, d digest.Diges
 func (s *Service) completeManifest(job *manifestJob) {
 	f := s.fb
 	key := [2]string{job.repo, string(job.d)}
-	err := s.completeRefs(job.repo, job.m)
-	if err == nil {
-		_, _, err = s.PutManifest(f.ctx, job.repo, job.d.String(), job.m.MediaType, job.m.Content)
-	}
+	err := func() (err error) {
+		defer guard(&err) // a failed index: the job ends with the error
+		if err = s.completeRefs(job.repo, job.m); err == nil {
+			_, _, err = s.PutManifest(f.ctx, job.repo, job.d.String(), job.m.MediaType, job.m.Content)
+		}
+		return err
+	}()
 	if err != nil {
 		if f.ctx.Err() == nil {
 			s.log.Warn("pull-through: manifest not stored", "repo", job.repo, "digest", job.d, "err", err)
@@ -511,10 +514,15 @@ func (bf *blobFetch) update(fn func()) {
 func (s *Service) runBlobFetch(bf *blobFetch) {
 	f := s.fb
 	defer s.pushes.begin()()
-	err := s.transfer(bf)
-	if err == nil && !bf.linked {
-		err = s.commitFetched(bf)
-	}
+	// A failed index's panic becomes the error (guard): the readers
+	// are told and the spool file removed.
+	err := func() (err error) {
+		defer guard(&err)
+		if err = s.transfer(bf); err == nil && !bf.linked {
+			err = s.commitFetched(bf)
+		}
+		return err
+	}()
 	switch {
 	case errors.Is(err, ErrBlobUnknown):
 		s.log.Debug("pull-through: blob not upstream", "repo", bf.repo, "digest", bf.d)
