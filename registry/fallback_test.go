@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chunkyard/chunkyard/refgraph"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -439,5 +440,37 @@ func TestFallbackHeadDoesNotFetch(t *testing.T) {
 	}
 	if n := up.blobGets.Load(); n != 0 {
 		t.Fatalf("a HEAD fetched %d blobs", n)
+	}
+}
+
+// TestFallbackLayerConverted: a gzip layer pulled through is committed
+// like a pushed one: pending, then split by the converter, and it pulls
+// back byte for byte.
+func TestFallbackLayerConverted(t *testing.T) {
+	up := newFakeUpstream()
+	layer := gzipped(t, rootfsN(t, 24, time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)), 6)
+	desc := up.addBlob(layer)
+	e := newConvertEnv(t, ConvertOptions{CheckpointSpacing: 512 << 10})
+	e.svc.Close()
+	var err error
+	e.svc, err = New(e.graph, e.store, Options{UploadDir: filepath.Join(e.dir, "uploads"), UploadTTL: time.Hour,
+		Convert: e.convert, Fallback: up})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := readBlob(t, e.svc, "app", desc.Digest); err != nil || !bytes.Equal(got, layer) {
+		t.Fatalf("pull-through read: %v", err)
+	}
+	waitFallback(t, e.svc)
+	if b, err := e.graph.Blob(desc.Digest); err != nil || b.Kind != refgraph.KindPending {
+		t.Fatalf("after the fetch: %+v, %v; want pending", b, err)
+	}
+	e.drain()
+	if b, err := e.graph.Blob(desc.Digest); err != nil || b.Kind != refgraph.KindLayer {
+		t.Fatalf("after conversion: kind %d, %v; want a split layer", b.Kind, err)
+	}
+	up.setDown(true)
+	if got, err := readBlob(t, e.svc, "app", desc.Digest); err != nil || !bytes.Equal(got, layer) {
+		t.Fatalf("converted read: %v", err)
 	}
 }
