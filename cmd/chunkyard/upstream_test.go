@@ -404,8 +404,8 @@ func waitTag(t *testing.T, addr, repo, tag string) {
 				}
 			}
 		}
-		if i == 300 {
-			t.Fatalf("%s:%s not stored", repo, tag)
+		if i == 1200 {
+			t.Fatalf("%s:%s not stored within 60 s", repo, tag)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
