@@ -181,7 +181,8 @@ var manifestAccept = strings.Join([]string{
 
 // do sends method on path of repo's upstream API; the response is 200 or
 // an error: registry.ErrManifestUnknown or ErrBlobUnknown (as notFound
-// says) for a 404, registry.ErrUpstream for everything else.
+// says) for a 404, or a 401 or 403 once authenticated, and
+// registry.ErrUpstream for everything else.
 func (c *Client) do(ctx context.Context, method, repo, kind, ref string, notFound error) (*http.Response, error) {
 	hc, err := c.client(ctx, repo)
 	if err != nil {
@@ -203,8 +204,14 @@ func (c *Client) do(ctx context.Context, method, repo, kind, ref string, notFoun
 		return resp, nil
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode == http.StatusNotFound {
+	switch resp.StatusCode {
+	case http.StatusNotFound:
 		return nil, fmt.Errorf("%w: %s not in %s on %s", notFound, ref, c.Repository(repo), c)
+	case http.StatusUnauthorized, http.StatusForbidden:
+		// With a token in hand: what Docker Hub answers for a
+		// repository that does not exist, or is private to others.
+		return nil, fmt.Errorf("%w: %s of %s on %s: access denied (%s; does it exist, are the credentials right?)",
+			notFound, ref, c.Repository(repo), c, resp.Status)
 	}
 	terr := transport.CheckError(resp, http.StatusOK)
 	return nil, fmt.Errorf("%w: %s %s: %w", registry.ErrUpstream, method, u.Redacted(), terr)

@@ -66,6 +66,8 @@ func (f *fakeRegistry) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	case "/v2/lib/app/blobs/" + digest.FromBytes(f.blob).String():
 		w.Write(f.blob)
+	case "/v2/lib/app/manifests/denied":
+		http.Error(w, `{"errors":[{"code":"DENIED"}]}`, http.StatusForbidden)
 	case "/v2/lib/app/manifests/broken":
 		http.Error(w, "boom", http.StatusInternalServerError)
 	default:
@@ -113,6 +115,9 @@ func TestClientBasicCredentials(t *testing.T) {
 	}
 	if _, _, err := c.Blob(ctx, "lib/app", digest.FromString("x")); !errors.Is(err, registry.ErrBlobUnknown) {
 		t.Fatalf("missing blob: %v", err)
+	}
+	if _, err := c.Manifest(ctx, "lib/app", "denied"); !errors.Is(err, registry.ErrManifestUnknown) || !strings.Contains(err.Error(), "access denied") {
+		t.Fatalf("403: %v", err)
 	}
 	if _, err := c.Manifest(ctx, "lib/app", "broken"); !errors.Is(err, registry.ErrUpstream) {
 		t.Fatalf("500: %v", err)
