@@ -130,6 +130,7 @@ type authProxy struct {
 	token      string
 	requests   atomic.Int64 // registry API requests passed on
 	blobGets   atomic.Int64
+	corrupt    atomic.Value // string: a blob path suffix whose body gets a byte flipped
 }
 
 func startAuthProxy(t *testing.T, target, user, pass string) *authProxy {
@@ -160,6 +161,9 @@ func startAuthProxy(t *testing.T, target, user, pass string) *authProxy {
 			if strings.Contains(r.URL.Path, "/blobs/") && r.Method == http.MethodGet {
 				p.blobGets.Add(1)
 			}
+		}
+		if c, _ := p.corrupt.Load().(string); c != "" && strings.HasSuffix(r.URL.Path, c) && r.Method == http.MethodGet {
+			w = &flipWriter{ResponseWriter: w, at: 1000}
 		}
 		rp.ServeHTTP(w, r)
 	})
@@ -330,6 +334,37 @@ func TestPullThroughUpstream(t *testing.T) {
 	regctl(addr, "image", "copy", addr+"/lib/multi:latest", "ocidir://"+gotMulti2+":latest")
 	sameBlobs(t, "regctl, upstream down", gotMulti2, wantMulti)
 
+	// A corrupt transfer (a byte flipped on the way) fails the pull and
+	// stores nothing; once the upstream is sound again the image pulls.
+	proxy = startAuthProxy(t, regAddr, "puller", "s3cret")
+	stop()
+	serveArgs[slices.Index(serveArgs, "--upstream")+1] = "http://" + proxy.addr
+	stop = startInProcess(t, addr, serveArgs)
+	defer stop()
+	bad, err := random.Image(1<<20, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(mustTag(t, direct+"/lib/bad:v1"), bad); err != nil {
+		t.Fatal(err)
+	}
+	layers, _ := bad.Layers()
+	badDigest, _ := layers[1].Digest()
+	proxy.corrupt.Store("/blobs/" + badDigest.String())
+	if out, err := exec.Command(tools["crane"], "pull", "--format", "oci", addr+"/lib/bad:v1", filepath.Join(t.TempDir(), "bad")).CombinedOutput(); err == nil {
+		t.Fatalf("a pull of a corrupt transfer succeeded: %s", out)
+	}
+	time.Sleep(time.Second) // what would have been stored by now
+	if tags := listTags(t, addr, "lib/bad"); len(tags) != 0 {
+		t.Fatalf("an image with a corrupt layer was stored: tags %v", tags)
+	}
+	proxy.corrupt.Store("")
+	wantBad := filepath.Join(t.TempDir(), "bad")
+	runTool(t, env, tools["crane"], "pull", "--format", "oci", direct+"/lib/bad:v1", wantBad)
+	gotBad, _ := cranePull(addr + "/lib/bad:v1")
+	sameBlobs(t, "crane, after a corrupt transfer", gotBad, wantBad)
+	proxy.srv.Close()
+
 	// What is neither here nor reachable: a clear error.
 	resp, err := http.Get("http://" + addr + "/v2/lib/other/manifests/v1")
 	if err != nil {
@@ -386,6 +421,34 @@ func mustTag(t *testing.T, s string) name.Tag {
 		t.Fatal(err)
 	}
 	return tag
+}
+
+// flipWriter flips the byte at offset at of a response body.
+type flipWriter struct {
+	http.ResponseWriter
+	n, at int64
+}
+
+func (w *flipWriter) Write(p []byte) (int, error) {
+	if i := w.at - w.n; i >= 0 && i < int64(len(p)) {
+		p = bytes.Clone(p)
+		p[i] ^= 0xff
+	}
+	w.n += int64(len(p))
+	return w.ResponseWriter.Write(p)
+}
+
+// listTags returns repo's tags on the server at addr (none if unknown).
+func listTags(t *testing.T, addr, repo string) []string {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/v2/" + repo + "/tags/list")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var tl struct{ Tags []string }
+	json.NewDecoder(resp.Body).Decode(&tl)
+	return tl.Tags
 }
 
 // waitTag waits until repo lists tag (tags are listed from the local
