@@ -227,8 +227,9 @@ func sameBlobs(t *testing.T, what, got, want string) {
 // registry (behind a token-auth proxy that counts requests). crane and
 // regctl pull an image and an index through chunkyard byte for byte as
 // they pull them from the upstream directly; the second pull makes no
-// upstream request; with the upstream gone (and the tag TTL past) both
-// pull again from the local copy.
+// upstream request; with the upstream gone (and chunkyard restarted, so
+// its tags are asked for) both pull again from the local copy. A blob
+// corrupted on the way fails the pull and stores nothing.
 func TestPullThroughUpstream(t *testing.T) {
 	tools := testTools(t, "registry", "crane", "regctl")
 	var err error
