@@ -53,6 +53,8 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	scanMaxFile := sizeFlag(fs, "scan-max-file-size", 256<<20, "files an analyzer wants that are larger are skipped with a note")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	debugAddr := fs.String("debug-addr", "", "if set, serve Go's pprof profiles on this address (keep it on loopback)")
+	var uf upstreamFlags
+	addUpstreamFlags(fs, &uf) // upstream.go
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -81,6 +83,10 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return fmt.Errorf("--scan-workers %d: must be 0 or more", *scanWorkers)
 	}
 	gcFileCfg, err := readGCConfigFile(*gcConfig)
+	if err != nil {
+		return err
+	}
+	fallback, err := uf.fallback(*maxManifest, log)
 	if err != nil {
 		return err
 	}
@@ -145,7 +151,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 			MaxRatio:    *maxRatio,
 			MaxYield:    *convertYield,
 		},
-		Scan: registry.ScanOptions{Workers: *scanWorkers, MaxFileSize: *scanMaxFile},
+		Scan:           registry.ScanOptions{Workers: *scanWorkers, MaxFileSize: *scanMaxFile},
+		Fallback:       fallback,
+		FallbackTagTTL: uf.tagTTL,
 	})
 	if err != nil {
 		return err
@@ -209,6 +217,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	log.Info("chunkyard serving", "addr", ln.Addr().String(), "data", sf.data, "storage", sf.storage, "version", versionString())
+	if uf.url != "" {
+		log.Info("pull-through cache", "upstream", uf.url, "tag_ttl", uf.tagTTL)
+	}
 
 	var failed error
 	select {
