@@ -3,7 +3,6 @@ package ops
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -12,6 +11,7 @@ import (
 	"sync/atomic"
 
 	"github.com/chunkyard/chunkyard/refgraph"
+	"github.com/chunkyard/chunkyard/registry"
 )
 
 // UploadSizer tells how many bytes an upload session holds so far (the
@@ -123,8 +123,10 @@ func quotaRoute(r *http.Request) (rt Route, finishing, ok bool) {
 	return rt, false, false
 }
 
-// errQuota ends the body of a request that passed its namespace's quota.
-var errQuota = errors.New("namespace quota exceeded")
+// errQuota ends the body of a request that passed its namespace's quota:
+// a client error to the registry (nothing logged as a failure), answered
+// DENIED by quotaWriter.
+var errQuota = fmt.Errorf("%w: namespace quota exceeded", registry.ErrTooLarge)
 
 // limitedBody counts a request body and fails once it passes left bytes.
 type limitedBody struct {
