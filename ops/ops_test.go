@@ -1,0 +1,255 @@
+package ops_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/chunkyard/chunkyard/chunkstore"
+	"github.com/chunkyard/chunkyard/ocihttp"
+	"github.com/chunkyard/chunkyard/ops"
+	"github.com/chunkyard/chunkyard/refgraph"
+	"github.com/chunkyard/chunkyard/registry"
+	"github.com/chunkyard/chunkyard/registry/registrytest"
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/static"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/opencontainers/go-digest"
+)
+
+// env is a registry on the HTTP stack with the usage tracker's quota and
+// the metrics in front, as serve puts them.
+type env struct {
+	t       *testing.T
+	dir     string
+	graph   *refgraph.Graph
+	store   *chunkstore.Store
+	usage   *ops.UsageTracker
+	metrics *ops.Metrics
+	host    string
+}
+
+func newEnv(t *testing.T, quotas map[string]int64) *env {
+	t.Helper()
+	e := &env{t: t, dir: t.TempDir()}
+	ctx := context.Background()
+	var err error
+	e.store, err = chunkstore.Open(ctx, chunkstore.Options{Dir: filepath.Join(e.dir, "store"), PackSize: 1 << 20,
+		MinChunk: 16 << 10, AverageBits: 16, MaxChunk: 256 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.graph, err = refgraph.Open(filepath.Join(e.dir, "index"), slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.DiscardHandler)
+	svc, err := registry.New(e.graph, e.store, registry.Options{UploadDir: filepath.Join(e.dir, "uploads"), Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.usage = ops.NewUsageTracker(e.graph, ops.UsageOptions{TempDir: e.dir, Quotas: quotas, Logger: log})
+	e.metrics = ops.NewMetrics(ops.Sources{Graph: e.graph, Service: svc, Store: e.store, Usage: e.usage})
+	api := ocihttp.NewHandler(svc, ocihttp.Options{Logger: log})
+	srv := httptest.NewServer(e.metrics.Middleware(e.usage.Quota(api, svc)))
+	e.host = strings.TrimPrefix(srv.URL, "http://")
+	t.Cleanup(func() {
+		srv.Close()
+		svc.Close()
+		e.store.Close()
+		e.graph.Close()
+	})
+	return e
+}
+
+func (e *env) ref(s string) name.Reference {
+	r, err := name.ParseReference(e.host+"/"+s, name.Insecure)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return r
+}
+
+func randomLayer(seed uint64, n int) v1.Layer {
+	r := rand.New(rand.NewPCG(seed, 1))
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(r.Uint32())
+	}
+	return static.NewLayer(b, types.OCILayer)
+}
+
+func image(t *testing.T, layers ...v1.Layer) v1.Image {
+	img, err := mutate.AppendLayers(empty.Image, layers...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img
+}
+
+// fsck fails the test unless the index checks clean.
+func (e *env) fsck() {
+	e.t.Helper()
+	r, err := e.graph.CheckWith(context.Background(), refgraph.CheckOptions{TempDir: e.dir})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if !r.OK() {
+		e.t.Fatalf("fsck: %+v", r.Problems)
+	}
+}
+
+func isDenied(err error) bool { return err != nil && strings.Contains(err.Error(), "DENIED") }
+
+// deniedBody checks an answer is 403 with the spec's DENIED code.
+func deniedBody(t *testing.T, resp *http.Response) {
+	t.Helper()
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var eb struct {
+		Errors []struct{ Code string } `json:"errors"`
+	}
+	if resp.StatusCode != http.StatusForbidden || json.Unmarshal(body, &eb) != nil || len(eb.Errors) != 1 || eb.Errors[0].Code != "DENIED" {
+		t.Fatalf("answer %d %s, want 403 DENIED", resp.StatusCode, body)
+	}
+}
+
+func TestQuotaRefusesAndStoresNothing(t *testing.T) {
+	const quota = 600 << 10
+	e := newEnv(t, map[string]int64{"team": quota})
+	ctx := context.Background()
+	// 400 KiB of random layers: under the quota.
+	first := image(t, randomLayer(1, 200<<10), randomLayer(2, 200<<10))
+	if err := remote.Write(e.ref("team/app:1"), first); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.usage.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	q := e.usage.Quotas()
+	if len(q) != 1 || q[0].Estimate < 400<<10 || q[0].Estimate > 420<<10 {
+		t.Fatalf("quota state after the first push: %+v", q)
+	}
+	uploadsBefore := dirEntries(t, filepath.Join(e.dir, "uploads"))
+
+	// A client push (ggcr streams its layers in PATCHes without a length)
+	// of 300 KiB more, into another repository of the namespace: refused.
+	// Its config blob (a few hundred bytes, under the quota) may be
+	// stored whole before; the layer is not stored at all, and the image
+	// is not there.
+	layer := randomLayer(3, 300<<10)
+	second := image(t, layer)
+	if err := remote.Write(e.ref("team/other:1"), second); !isDenied(err) {
+		t.Fatalf("push past the quota: %v, want DENIED", err)
+	}
+	ld, _ := layer.Digest()
+	if _, err := e.graph.Blob(digest.Digest(ld.String())); err == nil {
+		t.Fatal("the refused layer is indexed")
+	}
+	if _, err := remote.Head(e.ref("team/other:1")); err == nil {
+		t.Fatal("the refused image is there")
+	}
+	before := e.graph.Stats()
+	// A monolithic POST with its length: refused before a byte is read.
+	big := bytes.Repeat([]byte("x"), 300<<10)
+	resp, err := http.Post(fmt.Sprintf("http://%s/v2/team/app/blobs/uploads/?digest=%s", e.host, digest.FromBytes(big)),
+		"application/octet-stream", bytes.NewReader(big))
+	if err != nil {
+		t.Fatal(err)
+	}
+	deniedBody(t, resp)
+	// A chunked upload: a first PATCH under the quota passes, the
+	// finishing PUT that takes it past is refused.
+	loc := startUpload(t, e.host, "team/app")
+	half := big[:150<<10]
+	req, _ := http.NewRequest(http.MethodPatch, loc, bytes.NewReader(half))
+	req.Header.Set("Content-Range", fmt.Sprintf("0-%d", len(half)-1))
+	req.Header.Set("Content-Type", "application/octet-stream")
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("PATCH under the quota: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	loc = absolute(e.host, resp.Header.Get("Location"))
+	req, _ = http.NewRequest(http.MethodPut, loc+"&digest="+digest.FromBytes(big).String(), bytes.NewReader(big[len(half):]))
+	if !strings.Contains(loc, "?") {
+		req, _ = http.NewRequest(http.MethodPut, loc+"?digest="+digest.FromBytes(big).String(), bytes.NewReader(big[len(half):]))
+	}
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deniedBody(t, resp)
+
+	// Nothing of the refused pushes is stored; what was is intact.
+	after := e.graph.Stats()
+	if after.Blobs != before.Blobs || after.LiveStoredBytes != before.LiveStoredBytes || after.Repos != before.Repos {
+		t.Errorf("refused pushes changed the index: before %+v, after %+v", before, after)
+	}
+	e.fsck()
+	if err := registrytest.PullVerify(e.ref("team/app:1")); err != nil {
+		t.Fatalf("pull after refusals: %v", err)
+	}
+	if q := e.usage.Quotas(); q[0].Refusals != 3 {
+		t.Errorf("refusals counted %d, want 3", q[0].Refusals)
+	}
+	// No quota elsewhere: the same push into another namespace passes.
+	if err := remote.Write(e.ref("free/other:1"), second); err != nil {
+		t.Fatal(err)
+	}
+	// Shared bytes do not count against the quota: the first image again
+	// in another namespace makes its bytes shared; the team's unique
+	// bytes drop, and the push refused before now fits.
+	if err := remote.Write(e.ref("mirror/app:1"), first); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.usage.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if q := e.usage.Quotas(); q[0].Estimate != 0 {
+		t.Fatalf("unique bytes of team with everything shared: %+v", q)
+	}
+	if err := remote.Write(e.ref("team/other:1"), second); err != nil {
+		t.Fatalf("push after the bytes became shared: %v", err)
+	}
+	e.fsck()
+	if n := len(dirEntries(t, filepath.Join(e.dir, "uploads"))); n > len(uploadsBefore)+2 {
+		t.Logf("upload sessions left by refused pushes: %d (expire with the upload TTL)", n-len(uploadsBefore))
+	}
+}
+
+func startUpload(t *testing.T, host, repo string) string {
+	t.Helper()
+	resp, err := http.Post(fmt.Sprintf("http://%s/v2/%s/blobs/uploads/", host, repo), "", nil)
+	if err != nil || resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("start upload: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	return absolute(host, resp.Header.Get("Location"))
+}
+
+func absolute(host, loc string) string {
+	if strings.HasPrefix(loc, "/") {
+		return "http://" + host + loc
+	}
+	return loc
+}
+
+func dirEntries(t *testing.T, dir string) []os.DirEntry {
+	es, _ := os.ReadDir(dir)
+	return es
+}
