@@ -13,11 +13,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/chunkyard/chunkyard/chunkstore"
 	"github.com/chunkyard/chunkyard/ocihttp"
 	"github.com/chunkyard/chunkyard/ops"
+	"github.com/chunkyard/chunkyard/ops/opstest"
 	"github.com/chunkyard/chunkyard/refgraph"
 	"github.com/chunkyard/chunkyard/registry"
 	"github.com/chunkyard/chunkyard/registry/registrytest"
@@ -252,4 +254,111 @@ func absolute(host, loc string) string {
 func dirEntries(t *testing.T, dir string) []os.DirEntry {
 	es, _ := os.ReadDir(dir)
 	return es
+}
+
+// countingTransport counts the requests a client makes and their answers.
+type countingTransport struct {
+	mu     sync.Mutex
+	n      map[string]int // "METHOD STATUS"
+	inner  http.RoundTripper
+	total  int
+	errors int
+}
+
+func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := c.inner.RoundTrip(r)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err != nil {
+		c.errors++
+		return resp, err
+	}
+	c.total++
+	c.n[fmt.Sprintf("%s %d", r.Method, resp.StatusCode)]++
+	return resp, nil
+}
+
+func TestMetricsReconcile(t *testing.T) {
+	e := newEnv(t, map[string]int64{"team": 1 << 30})
+	ctx := context.Background()
+	ct := &countingTransport{n: map[string]int{}, inner: http.DefaultTransport}
+	layer := randomLayer(9, 300<<10)
+	img := image(t, layer, randomLayer(10, 100<<10))
+	for _, ref := range []string{"team/a:1", "team/b:1", "other/c:1"} {
+		if err := remote.Write(e.ref(ref), img, remote.WithTransport(ct)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, ref := range []string{"team/a:1", "other/c:1"} {
+		if err := registrytest.PullVerify(e.ref(ref)); err != nil { // not counted by ct
+			t.Fatal(err)
+		}
+	}
+	if _, err := e.usage.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	admin := httptest.NewServer(e.metrics.Handler())
+	defer admin.Close()
+	s, err := opstest.Get(admin.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Requests: every one the pushing client made is counted, under its
+	// method and status; the pulls come on top.
+	for ms, n := range ct.n {
+		method, status, _ := strings.Cut(ms, " ")
+		if got := s.Sum("chunkyard_http_requests_total", "method="+method, "status="+status); got < float64(n) {
+			t.Errorf("%s answered %s: %d made by the client, %g counted", method, status, n, got)
+		}
+	}
+	puts := s.Sum("chunkyard_http_requests_total", "method=PUT", "route="+ops.RouteManifest, "status=201")
+	if puts != 3 {
+		t.Errorf("manifest PUTs counted %g, want 3", puts)
+	}
+	if h := s.Sum("chunkyard_http_request_duration_seconds", "method=PUT", "route="+ops.RouteManifest); h != 3 {
+		t.Errorf("manifest PUT latencies observed %g, want 3", h)
+	}
+	// Bytes in: at least the layers pushed (the first push stores them,
+	// the others find them by HEAD); bytes out: at least two pulls.
+	size, _ := layer.Size()
+	if in := s.Sum("chunkyard_http_request_bytes_total"); in < float64(size) {
+		t.Errorf("bytes in %g < a layer's %d", in, size)
+	}
+	if out := s.Sum("chunkyard_http_response_bytes_total", "route="+ops.RouteBlob); out < 2*float64(size) {
+		t.Errorf("blob bytes out %g < two pulls of a layer (%d)", out, 2*size)
+	}
+	// Stored bytes as `chunkyard stats` counts them, logical bytes and
+	// the ratio from the index.
+	st, err := e.store.Stats(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := e.graph.Stats()
+	want := map[string]float64{
+		"chunkyard_stored_bytes":      float64(ops.StoredBytes(st, g)),
+		"chunkyard_logical_bytes":     float64(g.LogicalBytes),
+		"chunkyard_live_stored_bytes": float64(g.LiveStoredBytes),
+		"chunkyard_dedup_ratio":       float64(g.LogicalBytes) / float64(ops.StoredBytes(st, g)),
+		"chunkyard_repositories":      3,
+	}
+	for name, w := range want {
+		if v, err := s.Value(name); err != nil || v != w {
+			t.Errorf("%s = %g (%v), want %g", name, v, err, w)
+		}
+	}
+	// Usage: every byte is shared between the two namespaces.
+	rep, _ := e.usage.Last()
+	var shares float64
+	for _, ns := range []string{"team", "other"} {
+		if u := s.Sum("chunkyard_namespace_unique_bytes", "namespace="+ns); u != 0 {
+			t.Errorf("%s unique bytes %g, want 0 (all shared)", ns, u)
+		}
+		shares += s.Sum("chunkyard_namespace_shared_bytes", "namespace="+ns)
+	}
+	if shares != float64(rep.StoredBytes) || rep.StoredBytes != g.LiveStoredBytes {
+		t.Errorf("namespace shares sum to %g, stored bytes %d, live %d", shares, rep.StoredBytes, g.LiveStoredBytes)
+	}
+	if v := s.Sum("chunkyard_quota_limit_bytes", "namespace=team"); v != 1<<30 {
+		t.Errorf("quota limit %g", v)
+	}
 }
