@@ -51,7 +51,8 @@ type Collector struct {
 // RunStats counts the collector's runs since New (dry runs not
 // counted); packs deleted count DeletePacks' too.
 type RunStats struct {
-	Runs, Failed     int64
+	Runs             int64
+	Failed           int64 // ended in an error (not cancelled)
 	BlobsDeleted     int64
 	ManifestsDeleted int64
 	PacksDeleted     int64
@@ -72,10 +73,10 @@ func (c *Collector) Stats() RunStats {
 		Duration: time.Duration(r.nanos.Load())}
 }
 
-func (rc *runCounters) add(r *Report, err error) {
+func (rc *runCounters) add(ctx context.Context, r *Report, err error) {
 	rc.runs.Add(1)
-	if err != nil {
-		rc.failed.Add(1)
+	if err != nil && ctx.Err() == nil {
+		rc.failed.Add(1) // not a run cut short by shutdown
 	}
 	rc.blobs.Add(int64(r.BlobsDeleted))
 	rc.manifests.Add(int64(r.ManifestsDeleted))
@@ -224,7 +225,7 @@ func (c *Collector) Run(ctx context.Context, cfg Config, dryRun bool) (*Report, 
 	}
 	if !dryRun {
 		c.last = r
-		c.runs.add(r, err)
+		c.runs.add(ctx, r, err)
 	}
 	return r, err
 }
