@@ -36,7 +36,7 @@ import (
 // env is a registry on the HTTP stack with the usage tracker's quota and
 // the metrics in front, as serve puts them.
 type env struct {
-	t       *testing.T
+	t       testing.TB
 	dir     string
 	graph   *refgraph.Graph
 	store   *chunkstore.Store
@@ -45,7 +45,7 @@ type env struct {
 	host    string
 }
 
-func newEnv(t *testing.T, quotas map[string]int64) *env {
+func newEnv(t testing.TB, quotas map[string]int64) *env {
 	t.Helper()
 	e := &env{t: t, dir: t.TempDir()}
 	ctx := context.Background()
@@ -95,7 +95,7 @@ func randomLayer(seed uint64, n int) v1.Layer {
 	return static.NewLayer(b, types.OCILayer)
 }
 
-func image(t *testing.T, layers ...v1.Layer) v1.Image {
+func image(t testing.TB, layers ...v1.Layer) v1.Image {
 	img, err := mutate.AppendLayers(empty.Image, layers...)
 	if err != nil {
 		t.Fatal(err)
