@@ -1,6 +1,7 @@
 package main
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -8,6 +9,9 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -81,6 +85,11 @@ func TestServeUsageQuotaMetrics(t *testing.T) {
 	if code := push("a/four", random(800<<10)); code != http.StatusForbidden {
 		t.Fatalf("push past the quota: %d, want 403", code)
 	}
+	refusals, repos, posts := int64(1), 4, 5.0
+	if craneRefused(t, addr, "a/crane:1", random(900<<10)) {
+		// Its config blob (171 bytes) went in before the layer was refused.
+		refusals, repos, posts = refusals+1, repos+1, posts+2
+	}
 	resp, err := http.Get("http://" + admin + "/admin/usage?fresh=1")
 	if err != nil {
 		t.Fatal(err)
@@ -112,20 +121,20 @@ func TestServeUsageQuotaMetrics(t *testing.T) {
 	for _, r := range u.Repos {
 		sum += r.UniqueBytes + r.SharedBytes
 	}
-	if sum+u.UnattributedBytes != u.StoredBytes || u.UnattributedBytes != 0 || len(u.Repos) != 4 {
+	if sum+u.UnattributedBytes != u.StoredBytes || u.UnattributedBytes != 0 || len(u.Repos) != repos {
 		t.Errorf("repositories sum to %d (+%d unattributed), stored %d: %+v", sum, u.UnattributedBytes, u.StoredBytes, u.Repos)
 	}
-	if len(got.Quotas) != 1 || got.Quotas[0].Estimate != ns["a"].UniqueBytes || got.Quotas[0].Refusals != 1 {
-		t.Errorf("quotas: %+v, want a's estimate %d after a fresh computation, 1 refusal", got.Quotas, ns["a"].UniqueBytes)
+	if len(got.Quotas) != 1 || got.Quotas[0].Estimate != ns["a"].UniqueBytes || got.Quotas[0].Refusals != refusals {
+		t.Errorf("quotas: %+v, want a's estimate %d after a fresh computation, %d refusals", got.Quotas, ns["a"].UniqueBytes, refusals)
 	}
 	s, err := opstest.Get("http://" + admin + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v := s.Sum("chunkyard_http_requests_total", "route=/v2/{name}/blobs/uploads/", "method=POST"); v != 5 {
-		t.Errorf("upload POSTs counted %g, want 5", v)
+	if v := s.Sum("chunkyard_http_requests_total", "route=/v2/{name}/blobs/uploads/", "method=POST"); v != posts {
+		t.Errorf("upload POSTs counted %g, want %g", v, posts)
 	}
-	if v := s.Sum("chunkyard_quota_refusals_total", "namespace=a"); v != 1 {
+	if v := s.Sum("chunkyard_quota_refusals_total", "namespace=a"); v != float64(refusals) {
 		t.Errorf("refusals metric %g", v)
 	}
 	if v := s.Sum("chunkyard_namespace_unique_bytes", "namespace=a"); v != float64(ns["a"].UniqueBytes) {
@@ -146,7 +155,7 @@ func TestServeUsageQuotaMetrics(t *testing.T) {
 	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
 		t.Fatalf("%v: %s", err, out.String())
 	}
-	if rep.Usage == nil || len(rep.Usage.Repos) != 4 {
+	if rep.Usage == nil || len(rep.Usage.Repos) != repos {
 		t.Fatalf("stats --repos: %s", out.String())
 	}
 	for i, r := range rep.Usage.Repos {
@@ -170,4 +179,34 @@ func TestServeUsageQuotaMetrics(t *testing.T) {
 			t.Errorf("stats --repos output lacks %q:\n%s", want, out.String())
 		}
 	}
+}
+
+// craneRefused pushes an image of one layer holding data with the crane
+// binary (on PATH in scripts/test; the check is skipped without it) and
+// checks that the push is refused with DENIED; it reports whether it ran.
+func craneRefused(t *testing.T, addr, ref string, data []byte) bool {
+	t.Helper()
+	crane, err := exec.LookPath("crane")
+	if err != nil {
+		if os.Getenv("CHUNKYARD_TOOLS") != "" {
+			t.Fatalf("crane not on PATH with CHUNKYARD_TOOLS set: %v", err)
+		}
+		t.Log("crane not on PATH: the push with crane is skipped")
+		return false
+	}
+	dir := t.TempDir()
+	var tarball bytes.Buffer
+	tw := tar.NewWriter(&tarball)
+	tw.WriteHeader(&tar.Header{Name: "data", Mode: 0o644, Size: int64(len(data))})
+	tw.Write(data)
+	tw.Close()
+	layer := filepath.Join(dir, "layer.tar")
+	if err := os.WriteFile(layer, tarball.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(crane, "append", "--insecure", "-f", layer, "-t", addr+"/"+ref).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "DENIED") {
+		t.Fatalf("crane push past the quota: %v, want DENIED: %s", err, out)
+	}
+	return true
 }
