@@ -21,11 +21,20 @@ type UsageOptions struct {
 	Memory  int
 	// Quotas are the most unique bytes each namespace may hold.
 	Quotas map[string]int64
-	Logger *slog.Logger
+	// Deletions, if set, counts what garbage collection deleted (blobs
+	// and manifests): when it moves, usage is recomputed within a minute,
+	// so that the quota estimates drop after deletions without waiting
+	// for Interval.
+	Deletions func() int64
+	Logger    *slog.Logger
 }
 
 // DefaultUsageInterval is how often usage is recomputed by default.
 const DefaultUsageInterval = 10 * time.Minute
+
+// deletionPoll is how often Run looks at UsageOptions.Deletions (tests
+// shorten it).
+var deletionPoll = time.Minute
 
 // UsageTracker keeps the storage usage of repositories and namespaces:
 // the last full computation (refgraph.Graph.StorageUsage, from a
@@ -74,18 +83,30 @@ func NewUsageTracker(g *refgraph.Graph, opts UsageOptions) *UsageTracker {
 	return u
 }
 
-// Run computes usage now and then every Interval until ctx is done.
+// Run computes usage now and then every Interval (and after deletions)
+// until ctx is done.
 func (u *UsageTracker) Run(ctx context.Context) {
-	t := time.NewTicker(u.opts.Interval)
+	poll := min(u.opts.Interval, deletionPoll)
+	t := time.NewTicker(poll)
 	defer t.Stop()
+	var deleted int64
 	for {
+		if u.opts.Deletions != nil {
+			deleted = u.opts.Deletions()
+		}
 		if _, err := u.Refresh(ctx); err != nil && ctx.Err() == nil {
 			u.log.Error("usage computation failed", "err", err)
 		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
+		last := time.Now()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			if time.Since(last) >= u.opts.Interval || u.opts.Deletions != nil && u.opts.Deletions() != deleted {
+				break
+			}
 		}
 	}
 }

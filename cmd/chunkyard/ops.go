@@ -55,7 +55,9 @@ type opsServer struct {
 }
 
 func newOpsServer(f opsFlags, data *dataDir, svc *registry.Service, col *gc.Collector, tempDir string, log *slog.Logger) (*opsServer, error) {
-	usage := ops.NewUsageTracker(data.graph, ops.UsageOptions{Interval: f.usageInterval, TempDir: tempDir, Quotas: f.quotas, Logger: log})
+	deletions := func() int64 { r := col.Stats(); return r.BlobsDeleted + r.ManifestsDeleted }
+	usage := ops.NewUsageTracker(data.graph, ops.UsageOptions{Interval: f.usageInterval, TempDir: tempDir, Quotas: f.quotas,
+		Deletions: deletions, Logger: log})
 	src := ops.Sources{Graph: data.graph, Service: svc, GC: col, Store: data.store, Usage: usage, StoreListEvery: 30 * time.Second}
 	if data.s3 != nil {
 		src.S3 = data.s3
