@@ -179,8 +179,9 @@ func (s *Service) LayerStats() assembler.LayerStats { return s.asm.Stats() }
 func (s *Service) Run(ctx context.Context) {
 	migrated := make(chan struct{})
 	go func() {
+		defer close(migrated)
+		defer s.survive("migration")
 		s.migrateRefs(ctx)
-		close(migrated)
 	}()
 	defer func() { <-migrated }()
 	if s.convert.Workers > 0 {
