@@ -99,6 +99,9 @@ func (u *UsageTracker) Quota(next http.Handler, uploads UploadSizer) http.Handle
 			}
 		}()
 		next.ServeHTTP(qw, r)
+		if !qw.written && body.tripped.Load() {
+			qw.WriteHeader(http.StatusForbidden) // nothing answered yet: DENIED
+		}
 	})
 }
 
