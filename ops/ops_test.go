@@ -42,7 +42,8 @@ type env struct {
 	store   *chunkstore.Store
 	usage   *ops.UsageTracker
 	metrics *ops.Metrics
-	host    string
+	api     http.Handler // the registry API alone
+	host    string       // the API behind the quota and the metrics
 }
 
 func newEnv(t testing.TB, quotas map[string]int64) *env {
@@ -66,8 +67,8 @@ func newEnv(t testing.TB, quotas map[string]int64) *env {
 	}
 	e.usage = ops.NewUsageTracker(e.graph, ops.UsageOptions{TempDir: e.dir, Quotas: quotas, Logger: log})
 	e.metrics = ops.NewMetrics(ops.Sources{Graph: e.graph, Service: svc, Store: e.store, Usage: e.usage})
-	api := ocihttp.NewHandler(svc, ocihttp.Options{Logger: log})
-	srv := httptest.NewServer(e.metrics.Middleware(e.usage.Quota(api, svc)))
+	e.api = ocihttp.NewHandler(svc, ocihttp.Options{Logger: log})
+	srv := httptest.NewServer(e.metrics.Middleware(e.usage.Quota(e.api, svc)))
 	e.host = strings.TrimPrefix(srv.URL, "http://")
 	t.Cleanup(func() {
 		srv.Close()
