@@ -14,7 +14,9 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/chunkyard/chunkyard/chunkstore"
 	"github.com/chunkyard/chunkyard/ocihttp"
@@ -44,6 +46,17 @@ type env struct {
 	metrics *ops.Metrics
 	api     http.Handler // the registry API alone
 	host    string       // the API behind the quota and the metrics
+	busy    atomic.Int64 // requests in the handler
+}
+
+// quiesce waits until no request is in the handler: a client that gave
+// up (a refused push cancels its other uploads) may leave one finishing.
+func (e *env) quiesce() {
+	for deadline := time.Now().Add(10 * time.Second); e.busy.Load() > 0; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			e.t.Fatal("requests still in the handler after 10 s")
+		}
+	}
 }
 
 func newEnv(t testing.TB, quotas map[string]int64) *env {
@@ -68,7 +81,12 @@ func newEnv(t testing.TB, quotas map[string]int64) *env {
 	e.usage = ops.NewUsageTracker(e.graph, ops.UsageOptions{TempDir: e.dir, Quotas: quotas, Logger: log})
 	e.metrics = ops.NewMetrics(ops.Sources{Graph: e.graph, Service: svc, Store: e.store, Usage: e.usage})
 	e.api = ocihttp.NewHandler(svc, ocihttp.Options{Logger: log})
-	srv := httptest.NewServer(e.metrics.Middleware(e.usage.Quota(e.api, svc)))
+	front := e.metrics.Middleware(e.usage.Quota(e.api, svc))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		e.busy.Add(1)
+		defer e.busy.Add(-1)
+		front.ServeHTTP(w, r)
+	}))
 	e.host = strings.TrimPrefix(srv.URL, "http://")
 	t.Cleanup(func() {
 		srv.Close()
@@ -159,6 +177,7 @@ func TestQuotaRefusesAndStoresNothing(t *testing.T) {
 	if err := remote.Write(e.ref("team/other:1"), second); !isDenied(err) {
 		t.Fatalf("push past the quota: %v, want DENIED", err)
 	}
+	e.quiesce()
 	ld, _ := layer.Digest()
 	if _, err := e.graph.Blob(digest.Digest(ld.String())); err == nil {
 		t.Fatal("the refused layer is indexed")
