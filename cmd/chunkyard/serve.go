@@ -55,6 +55,8 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	debugAddr := fs.String("debug-addr", "", "if set, serve Go's pprof profiles on this address (keep it on loopback)")
 	var uf upstreamFlags
 	addUpstreamFlags(fs, &uf) // upstream.go
+	var of opsFlags
+	addOpsFlags(fs, &of) // ops.go: --quota, --usage-interval
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -81,6 +83,8 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return fmt.Errorf("--encode-parallelism %d: must be 0 or more", *encodePar)
 	case *scanWorkers < 0:
 		return fmt.Errorf("--scan-workers %d: must be 0 or more", *scanWorkers)
+	case of.usageInterval <= 0:
+		return fmt.Errorf("--usage-interval %s: must be positive", of.usageInterval)
 	}
 	gcFileCfg, err := readGCConfigFile(*gcConfig)
 	if err != nil {
@@ -166,16 +170,24 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	col.OnBlobDeleted = svc.BlobDeleted
 	gcs := newGCService(col, data.graph, data.store, sf.data, gcCfg, log)
 	log.Info("gc configured", "from", gcFrom, "interval", gcCfg.Interval.D(), "policies", len(gcCfg.Policies))
+	opsSrv, err := newOpsServer(of, data, svc, col, sf.data, log) // usage, quotas, metrics (ops.go)
+	if err != nil {
+		return err
+	}
 
 	// Background work (upload expiry, the layer converter, GC) stops, and
 	// is waited for, before the data dir closes (the deferred Close above
 	// runs after this).
 	bg, cancelBg := context.WithCancel(context.Background())
 	var bgWG sync.WaitGroup
-	bgWG.Add(2)
+	bgWG.Add(3)
 	go func() {
 		defer bgWG.Done()
 		svc.Run(bg)
+	}()
+	go func() {
+		defer bgWG.Done()
+		opsSrv.run(bg)
 	}()
 	go func() {
 		defer bgWG.Done()
@@ -193,6 +205,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		admin.Handle("/admin/vulndb", vulndb)
 		admin.Handle("/admin/vulndb/", vulndb)
 		admin.Handle("/", gcs.handler())
+		opsSrv.register(admin)
 		asrv := &http.Server{Handler: admin, ReadHeaderTimeout: 30 * time.Second, BaseContext: func(net.Listener) context.Context { return bg }}
 		go asrv.Serve(aln)
 		defer asrv.Close()
@@ -210,7 +223,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 
 	srv := &http.Server{
-		Handler:           ocihttp.NewHandler(svc, ocihttp.Options{Logger: log, MaxManifestSize: *maxManifest, IOTimeout: *ioTimeout}),
+		Handler:           opsSrv.wrap(ocihttp.NewHandler(svc, ocihttp.Options{Logger: log, MaxManifestSize: *maxManifest, IOTimeout: *ioTimeout})),
 		ReadHeaderTimeout: 30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 	}
