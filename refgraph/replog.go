@@ -528,6 +528,15 @@ func (g *Graph) PutReplicatedManifest(repo string, m Manifest, tag string, stamp
 	return tagged, err
 }
 
+// PutManifestUnrecorded is PutManifest without an outbox event: for a
+// copy of content from elsewhere (a pull through an upstream or a peer).
+func (g *Graph) PutManifestUnrecorded(repo string, m Manifest, tag string, chunks []chunkstore.Chunk) error {
+	return g.update(func(t *txn) error {
+		t.replicated = true
+		return t.putManifest(repo, m, tag, nil, chunks)
+	})
+}
+
 // ApplyReplicatedUntag deletes repo's tag as a peer did, if the peer's
 // stamp wins over the tag's current one. It reports whether it did.
 func (g *Graph) ApplyReplicatedUntag(repo, tag string, stamp Stamp) (bool, error) {

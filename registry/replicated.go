@@ -20,6 +20,16 @@ type replicatedPut struct {
 
 type replicatedPutKey struct{}
 
+type pulledThroughKey struct{}
+
+// pulledThrough marks a manifest put that stores what a pull fetched
+// through the fallback: a copy of content from elsewhere, which the
+// replication outbox does not record (a node replicates what its own
+// clients pushed).
+func pulledThrough(ctx context.Context) context.Context {
+	return context.WithValue(ctx, pulledThroughKey{}, true)
+}
+
 // indexManifest is the index batch of a manifest put: a client's, or a
 // peer's (then without an outbox event, and with the tag set only if the
 // peer's stamp wins).
@@ -28,6 +38,9 @@ func (s *Service) indexManifest(ctx context.Context, repo string, m refgraph.Man
 		tagged, err := s.graph.PutReplicatedManifest(repo, m, rp.tag, rp.stamp, written)
 		rp.tagged = tagged
 		return err
+	}
+	if ctx.Value(pulledThroughKey{}) != nil {
+		return s.graph.PutManifestUnrecorded(repo, m, tag, written)
 	}
 	return s.graph.PutManifest(repo, m, tag, written)
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -40,8 +39,8 @@ type PeerFallback struct {
 	blobs, blobBytes atomic.Int64
 }
 
-// ErrPeer: the peer could not be asked, or refused.
-var ErrPeer = errors.New("replication: the peer failed to supply the content")
+// ErrPeer: the peer could not be asked, or refused (a registry.ErrUpstream).
+var ErrPeer = fmt.Errorf("replication: the peer failed to supply the content: %w", registry.ErrUpstream)
 
 // NewPeerFallback returns a fallback pulling from peer into graph and
 // store. Close it after the last pull.

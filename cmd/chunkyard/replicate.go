@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 
 	"github.com/chunkyard/chunkyard/chunkstore"
 	"github.com/chunkyard/chunkyard/refgraph"
@@ -22,12 +23,14 @@ type replFlags struct {
 	config    string
 	region    string
 	preEncode string
+	pullPeer  string
 }
 
 func addReplFlags(fs *flag.FlagSet, f *replFlags) {
 	fs.Var(&f.peers, "peer", "replicate every repository to the chunkyard at this URL (repeatable; credentials and repository patterns: --replication-config)")
 	fs.StringVar(&f.config, "replication-config", "", "replication configuration file (TOML: region, [[peer]] name, url, username, password, repositories)")
 	fs.StringVar(&f.preEncode, "pre-encode", "all", "layers replicated from peers into these repositories are kept encoded in the layer cache (the re-encode that verifies them writes it): all, none, or comma-separated repository patterns (team/*, base/**)")
+	fs.StringVar(&f.pullPeer, "pull-from-peer", "", "a pull of what is not here fetches it from this peer at chunk level, serves it and keeps it (a peer's name in --replication-config, or a URL; not with --upstream)")
 	fs.StringVar(&f.region, "region", "", "this node's region name, the tie-break of tag conflicts (default: the config's, else one chosen at random once and kept in the index)")
 }
 
@@ -49,7 +52,43 @@ func (f *replFlags) load() (replication.Config, error) {
 	if _, err := replication.ParsePreEncode(f.preEncode); err != nil {
 		return cfg, fmt.Errorf("--pre-encode: %w", err)
 	}
-	return cfg, cfg.Validate()
+	if err := cfg.Validate(); err != nil {
+		return cfg, err
+	}
+	if f.pullPeer != "" {
+		if _, err := f.pullFrom(cfg); err != nil {
+			return cfg, err
+		}
+	}
+	return cfg, nil
+}
+
+// pullFrom returns the peer --pull-from-peer names: a configured peer by
+// name or URL, else a URL (no credentials).
+func (f *replFlags) pullFrom(cfg replication.Config) (replication.Peer, error) {
+	for _, p := range cfg.Peers {
+		if p.Name == f.pullPeer || p.URL == strings.TrimRight(f.pullPeer, "/") {
+			return p, nil
+		}
+	}
+	c := replication.Config{Peers: []replication.Peer{replication.PeerFromURL(f.pullPeer)}}
+	if err := c.Validate(); err != nil {
+		return replication.Peer{}, fmt.Errorf("--pull-from-peer: not a configured peer, and %w", err)
+	}
+	return c.Peers[0], nil
+}
+
+// peerFallback is the pull-through of --pull-from-peer, nil without it.
+func (f *replFlags) peerFallback(cfg replication.Config, graph *refgraph.Graph, store *chunkstore.Store, log *slog.Logger) (*replication.PeerFallback, error) {
+	if f.pullPeer == "" {
+		return nil, nil
+	}
+	p, err := f.pullFrom(cfg)
+	if err != nil {
+		return nil, err
+	}
+	log.Info("pull-through from a peer", "peer", p.Name)
+	return replication.NewPeerFallback(p, graph, store, nil, log), nil
 }
 
 const regionSetting = "replication/region"

@@ -501,6 +501,30 @@ func TestReplication(t *testing.T) {
 		t.Fatalf("tag race did not converge: a has %s, b has %s", da, db)
 	}
 	t.Logf("tag race converged on %s", da)
+
+	// 8. A third node pulls through a at chunk level (--pull-from-peer),
+	// byte for byte, keeps what it pulled, and serves it with a gone.
+	cn := &node{name: "c", data: filepath.Join(filepath.Dir(filepath.Dir(a.data)), "c", "data"), cfg: a.cfg, addr: freeAddr(t),
+		args: []string{"--pull-from-peer", "http://" + a.addr}}
+	cn.start(t, bin)
+	t.Cleanup(func() {
+		if cn.srv.cmd.ProcessState == nil {
+			cn.srv.kill(t)
+		}
+	})
+	sameImage(t, cn, "app/web:v8", img8)
+	waitFor(t, "v8 kept on c", 30*time.Second, func() bool {
+		resp, err := http.Get("http://" + cn.addr + "/v2/_catalog")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return strings.Contains(string(b), "app/web")
+	})
+	time.Sleep(500 * time.Millisecond) // the tag is stored once the image is
+	a.srv.kill(t)
+	sameImage(t, cn, "app/web:v8", img8)
 }
 
 // cacheHas reports whether a file of the layer cache in dir is named

@@ -53,6 +53,10 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	scanMaxFile := sizeFlag(fs, "scan-max-file-size", 256<<20, "files an analyzer wants that are larger are skipped with a note")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	debugAddr := fs.String("debug-addr", "", "if set, serve Go's pprof profiles on this address (keep it on loopback)")
+	var uf upstreamFlags
+	addUpstreamFlags(fs, &uf) // upstream.go
+	var of opsFlags
+	addOpsFlags(fs, &of) // ops.go: --quota, --usage-interval
 	var rf replFlags
 	addReplFlags(fs, &rf) // replicate.go
 	if err := parseFlags(fs, args); err != nil {
@@ -81,14 +85,23 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return fmt.Errorf("--encode-parallelism %d: must be 0 or more", *encodePar)
 	case *scanWorkers < 0:
 		return fmt.Errorf("--scan-workers %d: must be 0 or more", *scanWorkers)
+	case of.usageInterval <= 0:
+		return fmt.Errorf("--usage-interval %s: must be positive", of.usageInterval)
 	}
 	gcFileCfg, err := readGCConfigFile(*gcConfig)
+	if err != nil {
+		return err
+	}
+	fallback, err := uf.fallback(*maxManifest, log)
 	if err != nil {
 		return err
 	}
 	replCfg, err := rf.load()
 	if err != nil {
 		return err
+	}
+	if rf.pullPeer != "" && fallback != nil {
+		return errors.New("--pull-from-peer and --upstream: one pull-through source at a time")
 	}
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
@@ -136,6 +149,12 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	layerCache.SyncEntries()
+	if pf, err := rf.peerFallback(replCfg, data.graph, data.store, log); err != nil { // replicate.go
+		return err
+	} else if pf != nil {
+		defer pf.Close()
+		fallback = pf
+	}
 	svc, err := registry.New(data.graph, data.store, registry.Options{
 		UploadDir:         filepath.Join(sf.data, "uploads"),
 		UploadTTL:         *uploadTTL,
@@ -151,7 +170,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 			MaxRatio:    *maxRatio,
 			MaxYield:    *convertYield,
 		},
-		Scan: registry.ScanOptions{Workers: *scanWorkers, MaxFileSize: *scanMaxFile},
+		Scan:           registry.ScanOptions{Workers: *scanWorkers, MaxFileSize: *scanMaxFile},
+		Fallback:       fallback,
+		FallbackTagTTL: uf.tagTTL,
 	})
 	if err != nil {
 		return err
@@ -164,16 +185,24 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	col.OnBlobDeleted = svc.BlobDeleted
 	gcs := newGCService(col, data.graph, data.store, sf.data, gcCfg, log)
 	log.Info("gc configured", "from", gcFrom, "interval", gcCfg.Interval.D(), "policies", len(gcCfg.Policies))
+	opsSrv, err := newOpsServer(of, data, svc, col, sf.data, log) // usage, quotas, metrics (ops.go)
+	if err != nil {
+		return err
+	}
 
 	// Background work (upload expiry, the layer converter, GC) stops, and
 	// is waited for, before the data dir closes (the deferred Close above
 	// runs after this).
 	bg, cancelBg := context.WithCancel(context.Background())
 	var bgWG sync.WaitGroup
-	bgWG.Add(2)
+	bgWG.Add(3)
 	go func() {
 		defer bgWG.Done()
 		svc.Run(bg)
+	}()
+	go func() {
+		defer bgWG.Done()
+		opsSrv.run(bg)
 	}()
 	go func() {
 		defer bgWG.Done()
@@ -191,6 +220,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		admin.Handle("/admin/vulndb", vulndb)
 		admin.Handle("/admin/vulndb/", vulndb)
 		admin.Handle("/", gcs.handler())
+		opsSrv.register(admin)
 		asrv := &http.Server{Handler: admin, ReadHeaderTimeout: 30 * time.Second, BaseContext: func(net.Listener) context.Context { return bg }}
 		go asrv.Serve(aln)
 		defer asrv.Close()
@@ -208,7 +238,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 
 	handler, sender, closeRepl, err := startReplication(replCfg, rf, data.graph, data.store, svc, layerCache,
-		ocihttp.NewHandler(svc, ocihttp.Options{Logger: log, MaxManifestSize: *maxManifest, IOTimeout: *ioTimeout}), log)
+		opsSrv.wrap(ocihttp.NewHandler(svc, ocihttp.Options{Logger: log, MaxManifestSize: *maxManifest, IOTimeout: *ioTimeout})), log)
 	if err != nil {
 		return err
 	}
@@ -226,6 +256,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	log.Info("chunkyard serving", "addr", ln.Addr().String(), "data", sf.data, "storage", sf.storage, "version", versionString())
+	if uf.url != "" {
+		log.Info("pull-through cache", "upstream", uf.url, "tag_ttl", uf.tagTTL)
+	}
 
 	var failed error
 	select {
