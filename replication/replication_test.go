@@ -28,6 +28,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/opencontainers/go-digest"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // region is the full handler stack of one node, in process.
@@ -227,6 +228,27 @@ func TestSenderReceiver(t *testing.T) {
 	for _, desc := range im.Manifests {
 		child, _ := idx.Image(desc.Digest)
 		same("app/multi@"+desc.Digest.String(), child)
+	}
+
+	// The metrics say the same as the stats.
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(s.Collector())
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	vals := map[string]float64{}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			if m.GetLabel()[0].GetValue() != "b" {
+				t.Fatalf("%s labelled %v", mf.GetName(), m.GetLabel())
+			}
+			vals[mf.GetName()] = m.GetCounter().GetValue() + m.GetGauge().GetValue()
+		}
+	}
+	if vals["chunkyard_replication_pending_events"] != 0 || vals["chunkyard_replication_sent_bytes_total"] <= 0 ||
+		vals["chunkyard_replication_whole_blob_bytes_total"] <= 0 || vals["chunkyard_replication_manifests_total"] < 2 {
+		t.Fatalf("metrics %v", vals)
 	}
 
 	// Not selected by the peer's patterns: not replicated.

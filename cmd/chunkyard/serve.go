@@ -243,6 +243,11 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	defer closeRepl()
+	if sender != nil {
+		if err := opsSrv.metrics.Register(sender.Collector()); err != nil {
+			return err
+		}
+	}
 	bgWG.Add(1)
 	go func() {
 		defer bgWG.Done()
