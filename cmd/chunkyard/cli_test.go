@@ -42,6 +42,12 @@ func TestServeValidatesBeforeCreating(t *testing.T) {
 		{"--addr", "127.0.0.1:0", "--upstream", "https://r.example", "--upstream-username", "u"},
 		{"--addr", "127.0.0.1:0", "--upstream-username", "u", "--upstream-password-file", "/dev/null"},
 		{"--addr", "127.0.0.1:0", "--upstream", "https://r.example", "--upstream-username", "u", "--upstream-password-file", "/nonexistent/pw"},
+		{"--addr", "127.0.0.1:0", "--peer", "ftp://peer"},
+		{"--addr", "127.0.0.1:0", "--peer", "http://a:1", "--peer", "http://a:1"},
+		{"--addr", "127.0.0.1:0", "--replication-config", "/nonexistent/repl.toml"},
+		{"--addr", "127.0.0.1:0", "--pre-encode", "team/["},
+		{"--addr", "127.0.0.1:0", "--pull-from-peer", "peer-without-url"},
+		{"--addr", "127.0.0.1:0", "--pull-from-peer", "http://peer:1", "--upstream", "https://r.example"},
 	} {
 		dir := filepath.Join(t.TempDir(), "data")
 		err := run(context.Background(), append([]string{"serve", "--data", dir}, args...), io.Discard, io.Discard)
