@@ -53,6 +53,12 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	scanMaxFile := sizeFlag(fs, "scan-max-file-size", 256<<20, "files an analyzer wants that are larger are skipped with a note")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	debugAddr := fs.String("debug-addr", "", "if set, serve Go's pprof profiles on this address (keep it on loopback)")
+	var sec secFlags
+	addSecFlags(fs, &sec)                           // servesec.go
+	fc, err := loadConfigFile(fs, configPath(args)) // config.go
+	if err != nil {
+		return err
+	}
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -80,9 +86,25 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	case *scanWorkers < 0:
 		return fmt.Errorf("--scan-workers %d: must be 0 or more", *scanWorkers)
 	}
+	if err := sec.check(); err != nil {
+		return err
+	}
+	authn, err := newAuth(&sec, fc, log)
+	if err != nil {
+		return err
+	}
+	var certs *certReloader
+	if sec.tlsCert != "" {
+		if certs, err = newCertReloader(sec.tlsCert, sec.tlsKey, log); err != nil {
+			return err
+		}
+	}
 	gcFileCfg, err := readGCConfigFile(*gcConfig)
 	if err != nil {
 		return err
+	}
+	if gcFileCfg == nil && fc.gc != nil {
+		gcFileCfg, *gcConfig = fc.gc, fc.path+" [gc]"
 	}
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
@@ -105,6 +127,55 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+
+	// Serve /healthz and /readyz (503 until recovery and helper discovery
+	// are done) from now on; the API opens once ready.
+	var apiGate, adminGate gate
+	srv := &http.Server{
+		Handler:           accessLog(log, sec.accessLog, &apiGate),
+		ReadHeaderTimeout: sec.readHeaderTimeout,
+		IdleTimeout:       sec.idleTimeout,
+	}
+	errc := make(chan error, 1)
+	if certs != nil {
+		srv.TLSConfig = certs.tlsConfig()
+		go func() { errc <- srv.ServeTLS(ln, "", "") }() // HTTP/2 too
+	} else {
+		if !isLoopback(ln.Addr()) {
+			log.Warn("serving plain HTTP on a non-loopback address: credentials and content travel in clear; use --tls-cert/--tls-key", "addr", ln.Addr().String())
+		}
+		go func() { errc <- srv.Serve(ln) }()
+	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for range hup {
+			if certs != nil {
+				if err := certs.reload(); err != nil {
+					log.Error("SIGHUP: TLS certificate not reloaded", "err", err)
+				} else {
+					log.Info("SIGHUP: TLS certificate reloaded")
+				}
+			}
+			if err := authn.Reload(); err != nil {
+				log.Error("SIGHUP: htpasswd not reloaded", "err", err)
+			} else if authn != nil {
+				log.Info("SIGHUP: htpasswd reloaded")
+			}
+		}
+	}()
+	var asrv *http.Server
+	if aln != nil {
+		asrv = &http.Server{Handler: accessLog(log, sec.accessLog, &adminGate), ReadHeaderTimeout: sec.readHeaderTimeout, IdleTimeout: sec.idleTimeout}
+		if certs != nil {
+			asrv.TLSConfig = certs.tlsConfig()
+			go asrv.ServeTLS(aln, "", "")
+		} else {
+			go asrv.Serve(aln)
+		}
+		defer asrv.Close()
+	}
 
 	data, err := openData(ctx, sf, log, true)
 	if err != nil {
@@ -185,9 +256,12 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		admin.Handle("/admin/vulndb", vulndb)
 		admin.Handle("/admin/vulndb/", vulndb)
 		admin.Handle("/", gcs.handler())
-		asrv := &http.Server{Handler: admin, ReadHeaderTimeout: 30 * time.Second, BaseContext: func(net.Listener) context.Context { return bg }}
-		go asrv.Serve(aln)
-		defer asrv.Close()
+		asrv.BaseContext = func(net.Listener) context.Context { return bg }
+		if authn != nil {
+			adminGate.open(authn.AdminMiddleware(admin))
+		} else {
+			adminGate.open(admin)
+		}
 		log.Info("serving the admin API", "addr", aln.Addr().String())
 	}
 
@@ -201,14 +275,16 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		log.Info("serving pprof", "addr", dln.Addr().String())
 	}
 
-	srv := &http.Server{
-		Handler:           ocihttp.NewHandler(svc, ocihttp.Options{Logger: log, MaxManifestSize: *maxManifest, IOTimeout: *ioTimeout}),
-		ReadHeaderTimeout: 30 * time.Second,
-		IdleTimeout:       2 * time.Minute,
+	var api http.Handler = ocihttp.NewHandler(svc, ocihttp.Options{Logger: log, MaxManifestSize: *maxManifest, IOTimeout: *ioTimeout, Auth: authn})
+	uploadLim := newUploadLimiter(sec.maxUploads, sec.maxUploadBytes, filepath.Join(sf.data, "uploads"))
+	go uploadLim.run(bg.Done())
+	api = uploadLim.wrap(api)
+	if authn != nil {
+		api = authn.Middleware(api)
 	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	log.Info("chunkyard serving", "addr", ln.Addr().String(), "data", sf.data, "storage", sf.storage, "version", versionString())
+	apiGate.open(api)
+	log.Info("chunkyard serving", "addr", ln.Addr().String(), "tls", certs != nil, "auth", authn != nil,
+		"token_endpoint", authn.TokenEndpoint(), "data", sf.data, "storage", sf.storage, "version", versionString())
 
 	var failed error
 	select {
