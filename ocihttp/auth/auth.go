@@ -292,6 +292,7 @@ func (a *Authenticator) challenge(r *http.Request, scope string) string {
 
 // refuse answers 401 with the challenge, or 429.
 func (a *Authenticator) refuse(w http.ResponseWriter, r *http.Request, status int, scope string, detail any) {
+	w.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
 	if status == http.StatusTooManyRequests {
 		w.Header().Set("Retry-After", strconv.Itoa(int(failWindowLen/time.Second)))
 		writeCode(w, status, "TOOMANYREQUESTS", "too many failed logins from this address; try again later", nil)
