@@ -130,12 +130,13 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 
 	// Serve /healthz and /readyz (503 until recovery and helper discovery
 	// are done) from now on; the API opens once ready.
-	var apiGate, adminGate gate
+	apiGate, adminGate := newGate(), newGate()
 	srv := &http.Server{
-		Handler:           accessLog(log, sec.accessLog, &apiGate),
+		Handler:           accessLog(log, sec.accessLog, apiGate),
 		ReadHeaderTimeout: sec.readHeaderTimeout,
 		IdleTimeout:       sec.idleTimeout,
 	}
+	defer srv.Close() // if starting fails; a clean stop shuts down first
 	errc := make(chan error, 1)
 	if certs != nil {
 		srv.TLSConfig = certs.tlsConfig()
@@ -167,7 +168,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}()
 	var asrv *http.Server
 	if aln != nil {
-		asrv = &http.Server{Handler: accessLog(log, sec.accessLog, &adminGate), ReadHeaderTimeout: sec.readHeaderTimeout, IdleTimeout: sec.idleTimeout}
+		asrv = &http.Server{Handler: accessLog(log, sec.accessLog, adminGate), ReadHeaderTimeout: sec.readHeaderTimeout, IdleTimeout: sec.idleTimeout}
 		if certs != nil {
 			asrv.TLSConfig = certs.tlsConfig()
 			go asrv.ServeTLS(aln, "", "")

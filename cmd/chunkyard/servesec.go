@@ -148,14 +148,22 @@ func isLoopback(addr net.Addr) bool {
 	return ok && ta.IP.IsLoopback()
 }
 
-// gate answers /healthz always and /readyz once ready; until then every
-// other request gets 503. Once ready it passes requests to the handler
-// set with open.
+// gate answers /healthz always and /readyz once ready (503 before);
+// every other request waits until the handler set with open is there (or
+// the client gives up), so that a client that connects early is served
+// once recovery is done rather than refused.
 type gate struct {
-	h atomic.Pointer[http.Handler]
+	once  sync.Once
+	ready chan struct{}
+	h     atomic.Pointer[http.Handler]
 }
 
-func (g *gate) open(h http.Handler) { g.h.Store(&h) }
+func newGate() *gate { return &gate{ready: make(chan struct{})} }
+
+func (g *gate) open(h http.Handler) {
+	g.h.Store(&h)
+	g.once.Do(func() { close(g.ready) })
+}
 
 func (g *gate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h := g.h.Load()
@@ -175,11 +183,12 @@ func (g *gate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if h == nil {
-		w.Header().Set("Retry-After", "5")
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusServiceUnavailable)
-		fmt.Fprintln(w, `{"errors":[{"code":"UNAVAILABLE","message":"the registry is starting"}]}`)
-		return
+		select {
+		case <-g.ready:
+			h = g.h.Load()
+		case <-r.Context().Done():
+			return
+		}
 	}
 	(*h).ServeHTTP(w, r)
 }
