@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -28,7 +29,7 @@ type authServer struct {
 }
 
 // writeHtpasswd writes an htpasswd file of user=password pairs.
-func writeHtpasswd(t *testing.T, path string, users ...string) {
+func writeHtpasswd(t testing.TB, path string, users ...string) {
 	t.Helper()
 	var b strings.Builder
 	for _, up := range users {
@@ -46,7 +47,7 @@ func writeHtpasswd(t *testing.T, path string, users ...string) {
 
 // startAuthServer runs serve with args (plus --addr, --data) until the
 // test ends; client trusts the given TLS config if any.
-func startAuthServer(t *testing.T, tlsCfg *tls.Config, args ...string) *authServer {
+func startAuthServer(t testing.TB, tlsCfg *tls.Config, args ...string) *authServer {
 	t.Helper()
 	s := &authServer{dir: t.TempDir(), logs: &logBuffer{}}
 	addr := freeAddr(t)
@@ -106,7 +107,7 @@ func startAuthServer(t *testing.T, tlsCfg *tls.Config, args ...string) *authServ
 
 // req makes a request with basic auth user=password ("" for none) and
 // returns the status, headers and body.
-func (s *authServer) req(t *testing.T, method, path, user string, body []byte) (int, http.Header, string) {
+func (s *authServer) req(t testing.TB, method, path, user string, body []byte) (int, http.Header, string) {
 	t.Helper()
 	return s.reqAuth(t, method, path, basicHeader(user), body)
 }
@@ -121,7 +122,7 @@ func basicHeader(user string) string {
 	return r.Header.Get("Authorization")
 }
 
-func (s *authServer) reqAuth(t *testing.T, method, path, authz string, body []byte) (int, http.Header, string) {
+func (s *authServer) reqAuth(t testing.TB, method, path, authz string, body []byte) (int, http.Header, string) {
 	t.Helper()
 	u := path
 	if !strings.HasPrefix(u, "http") {
@@ -172,4 +173,20 @@ func (s *authServer) pushImage(t *testing.T, user, repo, tag string, layer []byt
 		t.Fatalf("manifest push to %s: %d %s", repo, st, body)
 	}
 	return digestOf([]byte(m)), ld
+}
+
+// token fetches a token for user=password from the built-in endpoint.
+func (s *authServer) token(t testing.TB, user string, scopes ...string) string {
+	t.Helper()
+	q := "service=chunkyard"
+	for _, sc := range scopes {
+		q += "&scope=" + sc
+	}
+	st, _, b := s.req(t, "GET", "/token?"+q, user, nil)
+	var out struct{ Token string }
+	json.Unmarshal([]byte(b), &out)
+	if st != http.StatusOK || out.Token == "" {
+		t.Fatalf("token: %d %s", st, b)
+	}
+	return out.Token
 }

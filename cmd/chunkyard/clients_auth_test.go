@@ -30,7 +30,7 @@ func needTool(t *testing.T, name string) string {
 }
 
 // gzLayer is a gzipped tar of one file of random bytes.
-func gzLayer(t *testing.T, seed uint64, size int) []byte {
+func gzLayer(t testing.TB, seed uint64, size int) []byte {
 	t.Helper()
 	data := make([]byte, size)
 	r := rand.New(rand.NewPCG(seed, 7))

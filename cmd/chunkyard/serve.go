@@ -217,7 +217,8 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 			MaxRatio:    *maxRatio,
 			MaxYield:    *convertYield,
 		},
-		Scan: registry.ScanOptions{Workers: *scanWorkers, MaxFileSize: *scanMaxFile},
+		Scan:          registry.ScanOptions{Workers: *scanWorkers, MaxFileSize: *scanMaxFile},
+		UniformCommit: authn != nil, // README "Security"
 	})
 	if err != nil {
 		return err
