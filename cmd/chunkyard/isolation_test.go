@@ -111,6 +111,19 @@ func TestTenantIsolation(t *testing.T) {
 		t.Errorf("alice mounting her own blob: %d %s", st, b)
 	}
 
+	// A manifest in bob/app naming alice's layer: unknown, as an absent one.
+	bobCfg := []byte(`{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}`)
+	cfgDigest := digestOf(bobCfg) // bob pushed this config in bob/app above
+	manifestNaming := func(layer string, size int) string {
+		return fmt.Sprintf(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":%q,"size":%d},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":%q,"size":%d}]}`,
+			cfgDigest, len(bobCfg), layer, size)
+	}
+	st1, _, b1 := s.req(t, "PUT", "/v2/bob/app/manifests/stolen", bob, []byte(manifestNaming(secretDigest, len(secret))))
+	st2, _, b2 := s.req(t, "PUT", "/v2/bob/app/manifests/stolen", bob, []byte(manifestNaming(absent, len(secret))))
+	if st1 != http.StatusBadRequest || st2 != st1 || !strings.Contains(b1, "MANIFEST_BLOB_UNKNOWN") || strings.ReplaceAll(b1, secretDigest, "D") != strings.ReplaceAll(b2, absent, "D") {
+		t.Errorf("manifest naming alice's layer: %d %s; naming an absent one: %d %s", st1, b1, st2, b2)
+	}
+
 	// Pushing into alice's repository: denied, whatever is there.
 	if st, _, _ := s.req(t, "POST", "/v2/alice/app/blobs/uploads/", bob, nil); st != http.StatusForbidden {
 		t.Errorf("bob starting an upload in alice/app: %d", st)
