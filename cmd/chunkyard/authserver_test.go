@@ -1,11 +1,11 @@
 package main
 
 import (
-	"encoding/json"
 	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"slices"
 	"strings"
@@ -11,6 +13,7 @@ import (
 	"github.com/BurntSushi/toml"
 	"github.com/chunkyard/chunkyard/gc"
 	"github.com/chunkyard/chunkyard/ocihttp/auth"
+	"golang.org/x/crypto/bcrypt"
 )
 
 // fileConfig is what a --config file holds besides flag values: its
@@ -126,5 +129,33 @@ func (fc *fileConfig) section(name string, v any) error {
 		}
 		fc.gc = &c
 	}
+	return nil
+}
+
+// htpasswdCmd prints "USER:BCRYPT-HASH" for the password on stdin's first
+// line, for --htpasswd files (as htpasswd -B does).
+func htpasswdCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("htpasswd", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cost := fs.Int("cost", bcrypt.DefaultCost, "bcrypt cost (4-31)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 || fs.Arg(0) == "" || strings.Contains(fs.Arg(0), ":") {
+		return fmt.Errorf("htpasswd: want one user name (without ':'); the password is read from stdin")
+	}
+	line, err := bufio.NewReader(stdin).ReadString('\n')
+	if err != nil && err != io.EOF {
+		return fmt.Errorf("htpasswd: reading the password: %w", err)
+	}
+	pass := strings.TrimRight(line, "\r\n")
+	if pass == "" {
+		return fmt.Errorf("htpasswd: empty password on stdin")
+	}
+	h, err := bcrypt.GenerateFromPassword([]byte(pass), *cost)
+	if err != nil {
+		return fmt.Errorf("htpasswd: %w", err)
+	}
+	fmt.Fprintf(stdout, "%s:%s\n", fs.Arg(0), h)
 	return nil
 }
