@@ -11,17 +11,18 @@ import (
 	"github.com/opencontainers/go-digest"
 )
 
-// actionFor is the action a repository request needs: reads pull,
-// uploads and manifest pushes push, deletes of blobs and manifests
-// delete (cancelling one's own upload is part of pushing).
+// actionFor is the action a repository request needs: anything on an
+// upload session push (cancelling one's own upload, or asking its status,
+// is part of pushing); other reads pull; manifest pushes push; deletes of
+// blobs and manifests delete.
 func actionFor(r *http.Request) string {
+	if strings.Contains(r.URL.Path, "/blobs/uploads/") {
+		return auth.Push
+	}
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
 		return auth.Pull
 	case http.MethodDelete:
-		if strings.Contains(r.URL.Path, "/blobs/uploads/") {
-			return auth.Push
-		}
 		return auth.Delete
 	}
 	return auth.Push
