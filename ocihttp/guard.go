@@ -8,6 +8,7 @@ import (
 
 	"github.com/chunkyard/chunkyard/ocihttp/auth"
 	"github.com/chunkyard/chunkyard/registry"
+	"github.com/gorilla/mux"
 	"github.com/opencontainers/go-digest"
 )
 
@@ -16,7 +17,15 @@ import (
 // is part of pushing); other reads pull; manifest pushes push; deletes of
 // blobs and manifests delete.
 func actionFor(r *http.Request) string {
-	if strings.Contains(r.URL.Path, "/blobs/uploads/") {
+	// The route's template, not the path: a repository may be named
+	// "x/blobs/uploads/y".
+	where := r.URL.Path
+	if route := mux.CurrentRoute(r); route != nil {
+		if tpl, err := route.GetPathTemplate(); err == nil {
+			where = tpl
+		}
+	}
+	if strings.Contains(where, "/blobs/uploads/") {
 		return auth.Push
 	}
 	switch r.Method {

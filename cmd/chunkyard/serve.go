@@ -258,12 +258,12 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		admin.Handle("/admin/vulndb", vulndb)
 		admin.Handle("/admin/vulndb/", vulndb)
 		admin.Handle("/", gcs.handler())
-		asrv.BaseContext = func(net.Listener) context.Context { return bg }
+		// Admin requests (a GC run) end with the background work.
+		var h http.Handler = withBase(bg, admin)
 		if authn != nil {
-			adminGate.open(authn.AdminMiddleware(admin))
-		} else {
-			adminGate.open(admin)
+			h = authn.AdminMiddleware(h)
 		}
+		adminGate.open(h)
 		log.Info("serving the admin API", "addr", aln.Addr().String())
 	}
 
