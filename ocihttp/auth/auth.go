@@ -24,6 +24,9 @@ type Authenticator struct {
 	verifier verifier
 	limiter  *failLimiter
 	log      *slog.Logger
+
+	tokenMu sync.Mutex
+	tokens  map[[32]byte]verifiedToken // token.go
 }
 
 // New checks cfg and loads its files.
@@ -38,7 +41,8 @@ func New(cfg Config, log *slog.Logger) (*Authenticator, error) {
 		log = slog.Default()
 	}
 	a := &Authenticator{cfg: cfg, log: log, verifier: verifier{keys: map[string]crypto.PublicKey{}},
-		limiter: &failLimiter{max: cfg.MaxFailures, m: map[string]*failWindow{}}}
+		limiter: &failLimiter{max: cfg.MaxFailures, m: map[string]*failWindow{}},
+		tokens:  map[[32]byte]verifiedToken{}}
 	a.rules = rules{cfg: &a.cfg}
 	var err error
 	if cfg.Htpasswd != "" {

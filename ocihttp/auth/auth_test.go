@@ -71,7 +71,7 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 
 func ptr[T any](v T) *T { return &v }
 
-func htpasswdFile(t *testing.T, user, pass string) string {
+func htpasswdFile(t testing.TB, user, pass string) string {
 	h, _ := bcrypt.GenerateFromPassword([]byte(pass), bcrypt.MinCost)
 	p := filepath.Join(t.TempDir(), "htpasswd")
 	os.WriteFile(p, []byte(user+":"+string(h)+"\n"), 0o600)
