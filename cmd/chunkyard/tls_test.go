@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -117,5 +118,28 @@ func TestTLSReloadAndHTTP2(t *testing.T) {
 			t.Fatal("the replaced certificate was not served")
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+	// SIGHUP: a new pair whose files keep the old modification time is
+	// served only after the signal.
+	st, err := os.Stat(certFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca.issue(t, dir, 102)
+	os.Chtimes(certFile, st.ModTime(), st.ModTime())
+	os.Chtimes(keyFile, st.ModTime(), st.ModTime())
+	time.Sleep(1100 * time.Millisecond)
+	if got := serial(); got != 101 {
+		t.Fatalf("serial %d before SIGHUP, want 101 (the files' times did not change)", got)
+	}
+	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	deadline = time.Now().Add(10 * time.Second)
+	for serial() != 102 {
+		if time.Now().After(deadline) {
+			t.Fatal("SIGHUP did not reload the certificate")
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
