@@ -49,6 +49,9 @@ func New(cfg Config, log *slog.Logger) (*Authenticator, error) {
 		if a.htpasswd, err = loadHtpasswd(cfg.Htpasswd); err != nil {
 			return nil, err
 		}
+		a.htpasswd.onError = func(err error) {
+			log.Error("htpasswd changed but does not load; keeping the users read before", "err", err)
+		}
 	}
 	if cfg.tokenEndpoint() {
 		if a.signer, err = newSigner(cfg.TokenKey); err != nil {
@@ -71,7 +74,8 @@ func New(cfg Config, log *slog.Logger) (*Authenticator, error) {
 	return a, nil
 }
 
-// Reload reads the htpasswd file again (on SIGHUP).
+// Reload reads the htpasswd file again (on SIGHUP; a change of the file's
+// modification time is also noticed by itself within 2 seconds).
 func (a *Authenticator) Reload() error {
 	if a == nil || a.htpasswd == nil {
 		return nil

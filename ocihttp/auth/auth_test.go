@@ -239,3 +239,37 @@ func TestFailLimiter(t *testing.T) {
 		t.Fatal("still blocked after the window")
 	}
 }
+
+// TestHtpasswdReload: a user added to the file can log in within a few
+// seconds, without a signal; a broken file keeps the old users.
+func TestHtpasswdReload(t *testing.T) {
+	p := htpasswdFile(t, "dev", "pw")
+	h, err := loadHtpasswd(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.verify("new", "pw2") {
+		t.Fatal("unknown user accepted")
+	}
+	hash, _ := bcrypt.GenerateFromPassword([]byte("pw2"), bcrypt.MinCost)
+	old, _ := os.ReadFile(p)
+	os.WriteFile(p, append(old, []byte("new:"+string(hash)+"\n")...), 0o600)
+	later := time.Now().Add(time.Minute)
+	os.Chtimes(p, later, later)
+	h.mu.Lock()
+	h.checked = time.Time{} // as if 2 s had passed
+	h.mu.Unlock()
+	if !h.verify("new", "pw2") || !h.verify("dev", "pw") {
+		t.Fatal("added user not picked up")
+	}
+	os.WriteFile(p, []byte("garbage\n"), 0o600)
+	os.Chtimes(p, later.Add(time.Minute), later.Add(time.Minute))
+	var reported error
+	h.onError = func(err error) { reported = err }
+	h.mu.Lock()
+	h.checked = time.Time{}
+	h.mu.Unlock()
+	if !h.verify("dev", "pw") || reported == nil {
+		t.Fatalf("broken file: old users must stay (err reported: %v)", reported)
+	}
+}

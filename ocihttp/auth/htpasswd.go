@@ -20,9 +20,12 @@ import (
 type htpasswd struct {
 	path string
 
-	mu    sync.Mutex
-	users map[string][]byte
-	ok    map[[32]byte]time.Time // sha256(user NUL password) -> expiry
+	mu      sync.Mutex
+	users   map[string][]byte
+	ok      map[[32]byte]time.Time // sha256(user NUL password) -> expiry
+	mtime   time.Time              // of the file when read
+	checked time.Time              // when mtime was last compared
+	onError func(error)            // a changed file that does not load
 }
 
 const (
@@ -41,6 +44,10 @@ func loadHtpasswd(path string) (*htpasswd, error) {
 
 // reload reads the file again; on error the old users stay.
 func (h *htpasswd) reload() error {
+	st, err := os.Stat(h.path)
+	if err != nil {
+		return fmt.Errorf("auth.htpasswd: %w", err)
+	}
 	data, err := os.ReadFile(h.path)
 	if err != nil {
 		return fmt.Errorf("auth.htpasswd: %w", err)
@@ -65,15 +72,37 @@ func (h *htpasswd) reload() error {
 		return fmt.Errorf("auth.htpasswd %s: no users", h.path)
 	}
 	h.mu.Lock()
-	h.users, h.ok = users, map[[32]byte]time.Time{}
+	h.users, h.ok, h.mtime = users, map[[32]byte]time.Time{}, st.ModTime()
 	h.mu.Unlock()
 	return nil
+}
+
+// reloadIfChanged reads the file again if its modification time changed
+// (looked at most every 2 seconds): users added or removed take effect
+// without a restart.
+func (h *htpasswd) reloadIfChanged(now time.Time) {
+	h.mu.Lock()
+	if now.Sub(h.checked) < 2*time.Second {
+		h.mu.Unlock()
+		return
+	}
+	h.checked = now
+	old := h.mtime
+	h.mu.Unlock()
+	st, err := os.Stat(h.path)
+	if err != nil || st.ModTime().Equal(old) {
+		return
+	}
+	if err := h.reload(); err != nil && h.onError != nil {
+		h.onError(err)
+	}
 }
 
 // verify reports whether user's password is pass.
 func (h *htpasswd) verify(user, pass string) bool {
 	key := sha256.Sum256([]byte(user + "\x00" + pass))
 	now := time.Now()
+	h.reloadIfChanged(now)
 	h.mu.Lock()
 	hash, known := h.users[user]
 	exp, cached := h.ok[key]
