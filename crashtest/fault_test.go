@@ -350,3 +350,59 @@ func indexFaultTrial(t *testing.T, seed uint64) {
 	}
 	t.Logf("ENOSPC at operation %d under the index: %d pushes refused with 500, restart clean", f.at, refused)
 }
+
+// TestIndexFaultStopsBackgroundWork: the index fails under the converter
+// (its disk fills while a layer is converted). The converter's goroutine
+// must not take the process down with the index's panic: the failure is
+// reported through Graph.Failed (a server stops on it), what was
+// acknowledged still reads back, and a restart finds it all.
+func TestIndexFaultStopsBackgroundWork(t *testing.T) {
+	for i := range 12 { // the conversions make 14-16 eligible operations
+		seed := uint64(1100 + i)
+		t.Run(fmt.Sprint(seed), func(t *testing.T) {
+			wl := newWorkload(seed)
+			log := slog.New(slog.DiscardHandler)
+			mem := vfs.NewCrashableMem()
+			f := &faulter{dirs: []string{indexDir}}
+			m := newModel()
+			clk := newClock()
+			w, err := openWorld(hookFS{mem, f}, nil, clk, log)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer func() { w.close() }()
+			for _, tag := range []string{"a", "b", "c"} {
+				if err := wl.pushImage("keep/a", tag).run(w, m); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if w.graph.Stats().PendingConversions == 0 {
+				t.Fatal("nothing waits for conversion")
+			}
+			f.arm(syscall.ENOSPC, true, 1+i)
+			defer f.clear()
+			w.startService()
+			select {
+			case <-w.graph.Failed():
+			case <-time.After(30 * time.Second):
+				t.Fatalf("the index never failed under the converter (%d eligible operations)", f.n)
+			}
+			time.Sleep(50 * time.Millisecond) // the converter meets the failure again
+			w.stopService()
+			m.mu.Lock()
+			acked := m.clone()
+			m.mu.Unlock()
+			if v := verify(w, acked.clone()); len(v.losses) > 0 {
+				t.Fatalf("reads while the index has failed: %s", first(v.losses, 10))
+			}
+			f.clear()
+			w.close()
+			if w, err = openWorld(hookFS{mem, f}, nil, clk, log); err != nil {
+				t.Fatal(err)
+			}
+			if v := verify(w, acked); !v.ok() {
+				t.Fatalf("after a restart:\nlosses: %s\nproblems: %s", first(v.losses, 10), first(v.problems, 10))
+			}
+		})
+	}
+}

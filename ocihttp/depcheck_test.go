@@ -22,6 +22,7 @@ var forbidden = map[string][]string{
 	"registry":   {"ocihttp", "gc"},
 	"gc":         {"ocihttp", "registry", "assembler"},
 	"scan":       {"refgraph", "registry", "ocihttp", "gc"},
+	"upstream":   {"refgraph", "chunkstore", "assembler", "ocihttp", "gc"},
 }
 
 func TestPackageBoundaries(t *testing.T) {

@@ -38,6 +38,9 @@ var errorCodes = []errorCode{
 	// text naming the cause (the full error goes to the log only).
 	{registry.ErrInsufficientStorage, "UNKNOWN", http.StatusInsufficientStorage},
 	{registry.ErrStorageFailure, "UNKNOWN", http.StatusInternalServerError},
+	// Pull-through: the upstream registry failed (unreachable, an
+	// error, content not matching its digest).
+	{registry.ErrUpstream, "UNKNOWN", http.StatusBadGateway},
 }
 
 type errorBody struct {

@@ -100,6 +100,7 @@ func (s *Service) kickConverter() {
 // runConverter converts queued blobs until ctx is done, the earliest due
 // first; a failed conversion is retried with backoff (conversionFailed).
 func (s *Service) runConverter(ctx context.Context) {
+	defer s.survive("converter")
 	if err := s.sweepPending(); err != nil {
 		s.log.Error("sweeping pending blobs", "err", err)
 	}
@@ -107,6 +108,13 @@ func (s *Service) runConverter(ctx context.Context) {
 	busy := map[digest.Digest]bool{}
 	done := make(chan digest.Digest)
 	for {
+		if s.graph.Err() != nil { // the index failed: nothing can be converted
+			s.log.Error("converter stopped: the index failed", "err", s.graph.Err())
+			for len(busy) > 0 {
+				delete(busy, <-done)
+			}
+			return
+		}
 		now := s.graph.Now() // the clock that stamped the queue's due times
 		due, next, err := s.graph.DueConversions(now, 4*s.convert.Workers)
 		if err != nil {
@@ -123,11 +131,11 @@ func (s *Service) runConverter(ctx context.Context) {
 			}
 			busy[e.Digest] = true
 			go func() {
+				defer func() { <-slots; done <- e.Digest }()
+				defer s.survive("conversion")
 				if err := s.convertOne(ctx, e.Digest); err != nil && ctx.Err() == nil {
 					s.conversionFailed(e, err)
 				}
-				<-slots
-				done <- e.Digest
 			}()
 		}
 		wait := 5 * time.Second

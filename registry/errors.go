@@ -69,3 +69,20 @@ func storageFault(err error) error {
 	}
 	return err
 }
+
+// survive is deferred by the service's background goroutines (converter,
+// scanner, re-matcher): the panic of a failed index (see
+// refgraph.ErrIndexFailed) ends the goroutine's work with a log line
+// instead of the process; the server stops on Graph.Failed. Any other
+// panic goes on.
+func (s *Service) survive(what string) {
+	r := recover()
+	if r == nil {
+		return
+	}
+	if e, ok := r.(error); ok && errors.Is(e, refgraph.ErrIndexFailed) {
+		s.log.Error(what+" stopped: the index failed", "err", e)
+		return
+	}
+	panic(r)
+}

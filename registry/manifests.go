@@ -100,6 +100,13 @@ func (s *Service) resolve(repo, ref string) (digest.Digest, error) {
 
 // StatManifest returns the manifest's digest, media type and size.
 func (s *Service) StatManifest(ctx context.Context, repo, ref string) (Manifest, error) {
+	if s.fb != nil {
+		return s.fallbackManifest(ctx, repo, ref, false)
+	}
+	return s.statManifest(repo, ref)
+}
+
+func (s *Service) statManifest(repo, ref string) (Manifest, error) {
 	d, err := s.resolve(repo, ref)
 	if err != nil {
 		return Manifest{}, err
@@ -113,7 +120,14 @@ func (s *Service) StatManifest(ctx context.Context, repo, ref string) (Manifest,
 
 // GetManifest returns the manifest ref (tag or digest) of repo.
 func (s *Service) GetManifest(ctx context.Context, repo, ref string) (Manifest, error) {
-	m, err := s.StatManifest(ctx, repo, ref)
+	if s.fb != nil {
+		return s.fallbackManifest(ctx, repo, ref, true)
+	}
+	return s.getManifest(ctx, repo, ref)
+}
+
+func (s *Service) getManifest(ctx context.Context, repo, ref string) (Manifest, error) {
+	m, err := s.statManifest(repo, ref)
 	if err != nil {
 		return Manifest{}, err
 	}

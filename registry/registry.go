@@ -88,6 +88,12 @@ type Options struct {
 	// whether someone else stored those bytes (tenant isolation, see
 	// README "Security").
 	UniformCommit bool
+	// Fallback, if not nil, supplies the manifests and blobs a pull asks
+	// for and the registry lacks: they are served and stored (see
+	// fallback.go). FallbackTagTTL is how long a tag resolved through it
+	// is trusted before it is asked again (0: every pull asks).
+	Fallback       Fallback
+	FallbackTagTTL time.Duration
 }
 
 // Service implements the registry operations over the index and the store.
@@ -108,7 +114,8 @@ type Service struct {
 	pushes    pushActivity // uploads in flight, which conversions yield to
 	converted convertCounters
 	scans     *scanner
-	uniform   bool // Options.UniformCommit
+	uniform   bool      // Options.UniformCommit
+	fb        *fallback // nil: no fallback
 }
 
 // New returns a Service. It does not own graph and store: the caller closes
@@ -156,12 +163,17 @@ func New(graph *refgraph.Graph, store *chunkstore.Store, opts Options) (*Service
 		log:     opts.Logger,
 		scans:   newScanner(graph, opts.Scan),
 		uniform: opts.UniformCommit,
+		fb:      newFallback(opts.Fallback, opts.FallbackTagTTL),
 	}, nil
 }
 
-// Close stops the layer encodes the service runs for its cache; call it
-// after the last request, before closing the index and the store.
-func (s *Service) Close() { s.asm.Close() }
+// Close stops the layer encodes the service runs for its cache, and the
+// fetches from the fallback; call it after the last request, before
+// closing the index and the store.
+func (s *Service) Close() {
+	s.fb.close()
+	s.asm.Close()
+}
 
 // ConvertStats counts the layers converted (split) since New.
 type ConvertStats struct {
@@ -188,8 +200,9 @@ func (s *Service) LayerStats() assembler.LayerStats { return s.asm.Stats() }
 func (s *Service) Run(ctx context.Context) {
 	migrated := make(chan struct{})
 	go func() {
+		defer close(migrated)
+		defer s.survive("migration")
 		s.migrateRefs(ctx)
-		close(migrated)
 	}()
 	defer func() { <-migrated }()
 	if s.convert.Workers > 0 {
@@ -260,6 +273,9 @@ func checkDigest(d digest.Digest) error {
 // StatBlob returns the size of blob d as seen from repo.
 func (s *Service) StatBlob(ctx context.Context, repo string, d digest.Digest) (int64, error) {
 	b, err := s.linkedBlob(repo, d)
+	if s.fb != nil && errors.Is(err, ErrBlobUnknown) {
+		return s.fallbackStatBlob(ctx, repo, d)
+	}
 	return b.Size, err
 }
 
@@ -291,7 +307,16 @@ func notFound(err, class error, what any) error {
 
 // OpenBlob returns a reader of length bytes of blob d from off, and the
 // blob's size. length < 0 means to the end.
-func (s *Service) OpenBlob(ctx context.Context, repo string, d digest.Digest, off, length int64) (_ io.ReadCloser, _ int64, err error) {
+func (s *Service) OpenBlob(ctx context.Context, repo string, d digest.Digest, off, length int64) (io.ReadCloser, int64, error) {
+	if s.fb != nil {
+		if _, err := s.linkedBlob(repo, d); errors.Is(err, ErrBlobUnknown) {
+			return s.fallbackOpenBlob(ctx, repo, d, off, length)
+		}
+	}
+	return s.openLocalBlob(ctx, repo, d, off, length)
+}
+
+func (s *Service) openLocalBlob(ctx context.Context, repo string, d digest.Digest, off, length int64) (_ io.ReadCloser, _ int64, err error) {
 	defer guard(&err)
 	for attempt := 0; ; attempt++ {
 		b, err := s.linkedBlob(repo, d)

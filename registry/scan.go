@@ -137,6 +137,7 @@ func (s *Service) ScanStats(ctx context.Context) (ScanStats, error) {
 // runScanner analyzes queued layers until ctx is done, the earliest due
 // first, with at most Workers at once.
 func (s *Service) runScanner(ctx context.Context) {
+	defer s.survive("scanner")
 	sc := s.scans
 	if err := s.scanStartup(ctx); err != nil && ctx.Err() == nil {
 		s.log.Error("scan: start-up sweep", "err", err)
@@ -164,14 +165,17 @@ func (s *Service) runScanner(ctx context.Context) {
 			sc.mu.Unlock()
 			busy++
 			go func() {
+				defer func() {
+					sc.mu.Lock()
+					delete(sc.running, e.Layer)
+					sc.mu.Unlock()
+					<-slots
+					done <- e.Layer
+				}()
+				defer s.survive("scan")
 				if err := s.scanLayer(ctx, e); err != nil && ctx.Err() == nil {
 					s.scanFailed(ctx, e, err)
 				}
-				sc.mu.Lock()
-				delete(sc.running, e.Layer)
-				sc.mu.Unlock()
-				<-slots
-				done <- e.Layer
 			}()
 		}
 		wait := 5 * time.Second

@@ -574,6 +574,7 @@ func (s *Service) Rematch(ctx context.Context, changed []scan.PackageKey, all bo
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			defer s.survive("re-match")
 			n, err := s.rematchShare(ctx, list[w*len(list)/workers:(w+1)*len(list)/workers])
 			mu.Lock()
 			defer mu.Unlock()
@@ -641,6 +642,7 @@ func (sc *scanner) addChanges(keys []scan.PackageKey) {
 
 // runRematcher matches again, after each import, the images it concerns.
 func (s *Service) runRematcher(ctx context.Context) {
+	defer s.survive("re-matcher")
 	sc := s.scans
 	for {
 		select {

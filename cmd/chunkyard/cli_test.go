@@ -37,6 +37,11 @@ func TestServeValidatesBeforeCreating(t *testing.T) {
 		{"--addr", "127.0.0.1:0", "--storage", "nfs"},
 		{"--addr", "127.0.0.1:0", "--chunk-compression", "max"},
 		{"--addr", "127.0.0.1:0", "--layer-cache-size", "lots"},
+		{"--addr", "127.0.0.1:0", "--upstream", "ftp://mirror"},
+		{"--addr", "127.0.0.1:0", "--upstream", "https://r.example/v2"},
+		{"--addr", "127.0.0.1:0", "--upstream", "https://r.example", "--upstream-username", "u"},
+		{"--addr", "127.0.0.1:0", "--upstream-username", "u", "--upstream-password-file", "/dev/null"},
+		{"--addr", "127.0.0.1:0", "--upstream", "https://r.example", "--upstream-username", "u", "--upstream-password-file", "/nonexistent/pw"},
 	} {
 		dir := filepath.Join(t.TempDir(), "data")
 		err := run(context.Background(), append([]string{"serve", "--data", dir}, args...), io.Discard, io.Discard)

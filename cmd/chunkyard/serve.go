@@ -48,11 +48,13 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	encodePar := fs.Int("encode-parallelism", 0, "goroutines (cores) one cold pull of a layer with checkpoints may encode on, while --max-encodes has them free (0: one per CPU)")
 	helperDir := fs.String("codec-helpers", "", codecHelpersUsage)
 	gcConfig := fs.String("gc-config", "", "GC configuration file (TOML; see: chunkyard gc --example); default: the one set over the admin API, else the defaults (hourly, no retention policy)")
-	adminAddr := fs.String("admin-addr", "", "if set, serve the admin API (GC configuration and runs, advisory imports) on this address; it has no authentication: keep it on loopback")
+	adminAddr := fs.String("admin-addr", "", "if set, serve the admin API (GC configuration and runs, advisory imports) on this address; with authentication on, admins only ([auth] admins), else open: keep it on loopback")
 	scanWorkers := fs.Int("scan-workers", 1, "layers analyzed at once for vulnerability scanning, in the background; 0: no scanning")
 	scanMaxFile := sizeFlag(fs, "scan-max-file-size", 256<<20, "files an analyzer wants that are larger are skipped with a note")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	debugAddr := fs.String("debug-addr", "", "if set, serve Go's pprof profiles on this address (keep it on loopback)")
+	var uf upstreamFlags
+	addUpstreamFlags(fs, &uf) // upstream.go
 	var sec secFlags
 	addSecFlags(fs, &sec)                           // servesec.go
 	fc, err := loadConfigFile(fs, configPath(args)) // config.go
@@ -105,6 +107,10 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	if gcFileCfg == nil && fc.gc != nil {
 		gcFileCfg, *gcConfig = fc.gc, fc.path+" [gc]"
+	}
+	fallback, err := uf.fallback(*maxManifest, log)
+	if err != nil {
+		return err
 	}
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
@@ -217,8 +223,10 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 			MaxRatio:    *maxRatio,
 			MaxYield:    *convertYield,
 		},
-		Scan:          registry.ScanOptions{Workers: *scanWorkers, MaxFileSize: *scanMaxFile},
-		UniformCommit: authn != nil, // README "Security"
+		Scan:           registry.ScanOptions{Workers: *scanWorkers, MaxFileSize: *scanMaxFile},
+		Fallback:       fallback,
+		FallbackTagTTL: uf.tagTTL,
+		UniformCommit:  authn != nil, // README "Security"
 	})
 	if err != nil {
 		return err
@@ -287,6 +295,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	apiGate.open(api)
 	log.Info("chunkyard serving", "addr", ln.Addr().String(), "tls", certs != nil, "auth", authn != nil,
 		"token_endpoint", authn.TokenEndpoint(), "data", sf.data, "storage", sf.storage, "version", versionString())
+	if uf.url != "" {
+		log.Info("pull-through cache", "upstream", uf.url, "tag_ttl", uf.tagTTL)
+	}
 
 	var failed error
 	select {
