@@ -99,6 +99,11 @@ actions = ["*"]
 repos = ["**"]
 users = ["reader"]
 actions = ["pull"]
+
+[[auth.access]]
+repos = ["public/**"]
+users = ["anonymous"]
+actions = ["pull"]
 `, htp, token)), 0o600)
 			s := startAuthServer(t, &tls.Config{RootCAs: ca.pool}, "--config", cfg, "--tls-cert", certFile, "--tls-key", keyFile)
 			_, h, _ := s.req(t, "GET", "/v2/", "", nil)
@@ -178,6 +183,18 @@ actions = ["pull"]
 				t.Fatalf("oras pull: %q", b)
 			}
 			run("", oras, "logout", host)
+
+			// Anonymous (logged out): public/** pulls, the rest does not.
+			run("", crane, "auth", "login", host, "-u", "ci", "-p", pass)
+			run("", crane, "copy", host+"/crane/app:v1", host+"/public/app:v1")
+			run("", crane, "auth", "logout", host)
+			if d := run("", crane, "digest", host+"/public/app:v1"); d != d1 {
+				t.Fatalf("anonymous pull of public/app: %s", d)
+			}
+			if d := run("", regctl, "image", "digest", host+"/public/app:v1"); d != d1 {
+				t.Fatalf("anonymous regctl pull of public/app: %s", d)
+			}
+			fails(crane, "digest", host+"/crane/app:v1")
 
 			// A reader may pull, not push.
 			run("", crane, "auth", "login", host, "-u", "reader", "-p", "reader-pass")

@@ -258,6 +258,9 @@ func TestBearerTokens(t *testing.T) {
 	if st, _, _ := s.reqAuth(t, "GET", "/v2/alice/app/tags/list", bearer(tok), nil); st != http.StatusUnauthorized && st != http.StatusForbidden {
 		t.Errorf("anonymous token on alice/app: %d", st)
 	}
+	if st, _, _ := s.reqAuth(t, "GET", "/v2/", bearer(tok), nil); st != http.StatusOK {
+		t.Errorf("anonymous token on /v2/: %d", st)
+	}
 	// A forged token (signed by another key) and a garbage one: 401.
 	if st, _, _ := s.reqAuth(t, "GET", "/v2/bob/app/tags/list", bearer(tok[:len(tok)-4]+"AAAA"), nil); st != http.StatusUnauthorized {
 		t.Errorf("tampered token: %d", st)
