@@ -52,7 +52,9 @@ func (s *server) mount(ctx context.Context, repo, from string, d digest.Digest) 
 }
 
 // readableCatalog is the catalog page of the repositories the caller may
-// read: pages of the full catalog are filtered until n are found.
+// read: pages of the full catalog are filtered until n are found. The
+// next page starts after the last repository returned, so nothing is
+// skipped.
 func (s *server) readableCatalog(ctx context.Context, last string, n int) ([]string, bool, error) {
 	if !s.auth.Restricted() {
 		return s.reg.Catalog(ctx, last, n)
@@ -63,26 +65,25 @@ func (s *server) readableCatalog(ctx context.Context, last string, n int) ([]str
 	var out []string
 	for {
 		page := 1000
-		if n >= 0 {
-			page = max(n-len(out), 1)
+		if n > 0 {
+			page = max(n-len(out), 100)
 		}
 		repos, more, err := s.reg.Catalog(ctx, last, page)
 		if err != nil {
 			return nil, false, err
 		}
-		for _, r := range repos {
-			if s.auth.CanRead(ctx, r) {
-				out = append(out, r)
+		for i, r := range repos {
+			if !s.auth.CanRead(ctx, r) {
+				continue
+			}
+			out = append(out, r)
+			if n > 0 && len(out) == n {
+				return out, more || i < len(repos)-1, nil
 			}
 		}
-		if len(repos) > 0 {
-			last = repos[len(repos)-1]
-		}
-		if !more {
+		if !more || len(repos) == 0 {
 			return out, false, nil
 		}
-		if n >= 0 && len(out) >= n {
-			return out, true, nil
-		}
+		last = repos[len(repos)-1]
 	}
 }

@@ -148,6 +148,26 @@ func TestTenantIsolation(t *testing.T) {
 	if got := catalog(alice); !slices.Equal(got, []string{"alice/app", "alice/copy"}) {
 		t.Errorf("alice's catalog: %v", got)
 	}
+	// Paged through alice's view, one at a time: every readable
+	// repository once, in order, none of bob's.
+	var paged []string
+	next := "/v2/_catalog?n=1"
+	for i := 0; next != "" && i < 10; i++ {
+		st, h, b := s.req(t, "GET", next, alice, nil)
+		if st != http.StatusOK {
+			t.Fatalf("catalog page: %d %s", st, b)
+		}
+		var c struct{ Repositories []string }
+		json.Unmarshal([]byte(b), &c)
+		paged = append(paged, c.Repositories...)
+		next = ""
+		if l := h.Get("Link"); l != "" {
+			next = strings.TrimSuffix(strings.TrimPrefix(strings.Split(l, ";")[0], "<"), ">")
+		}
+	}
+	if !slices.Equal(paged, []string{"alice/app", "alice/copy"}) {
+		t.Errorf("alice's catalog, paged: %v", paged)
+	}
 	// Paged: n=1 pages through bob's view only.
 	if st, h, b := s.req(t, "GET", "/v2/_catalog?n=1", bob, nil); st != http.StatusOK || !strings.Contains(b, "bob/app") || strings.Contains(b, "alice") {
 		t.Errorf("bob's catalog page: %d %s %v", st, b, h)

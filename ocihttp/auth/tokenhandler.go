@@ -2,6 +2,7 @@ package auth
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -63,12 +64,18 @@ func (a *Authenticator) serveToken(w http.ResponseWriter, r *http.Request) {
 		user = ""
 	}
 	var access []ResourceAccess
+	var all []string
 	for _, s := range scopes {
 		// POST sends scopes space-separated in one value.
-		for _, one := range strings.Fields(s) {
-			if ra, ok := a.grant(user, one); ok {
-				access = append(access, ra)
-			}
+		all = append(all, strings.Fields(s)...)
+	}
+	if len(all) > maxScopes {
+		oauthError(w, http.StatusBadRequest, "invalid_scope", fmt.Sprintf("%d scopes asked for, at most %d", len(all), maxScopes))
+		return
+	}
+	for _, one := range all {
+		if ra, ok := a.grant(user, one); ok {
+			access = append(access, ra)
 		}
 	}
 	tok, err := a.issue(user, access, now)
@@ -118,6 +125,10 @@ func (a *Authenticator) grant(user, scope string) (ResourceAccess, bool) {
 	}
 	return ResourceAccess{}, false
 }
+
+// maxScopes bounds the scopes one token request may ask for (a docker
+// push of an image with mounts asks for a handful).
+const maxScopes = 64
 
 func oauthError(w http.ResponseWriter, status int, code, desc string) {
 	w.Header().Set("Content-Type", "application/json")
