@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/chunkyard/chunkyard/chunkstore"
@@ -44,6 +45,44 @@ type Collector struct {
 
 	mu   sync.Mutex // held by a run
 	last *Report
+	runs runCounters
+}
+
+// RunStats counts the collector's runs since New (dry runs not
+// counted); packs deleted count DeletePacks' too.
+type RunStats struct {
+	Runs             int64
+	Failed           int64 // ended in an error (not cancelled)
+	BlobsDeleted     int64
+	ManifestsDeleted int64
+	PacksDeleted     int64
+	// ReclaimedBytes is the stored bytes of the packs deleted.
+	ReclaimedBytes int64
+	Duration       time.Duration // all runs together
+}
+
+type runCounters struct {
+	runs, failed, blobs, manifests, packs, bytes, nanos atomic.Int64
+}
+
+// Stats returns the run counters.
+func (c *Collector) Stats() RunStats {
+	r := &c.runs
+	return RunStats{Runs: r.runs.Load(), Failed: r.failed.Load(), BlobsDeleted: r.blobs.Load(),
+		ManifestsDeleted: r.manifests.Load(), PacksDeleted: r.packs.Load(), ReclaimedBytes: r.bytes.Load(),
+		Duration: time.Duration(r.nanos.Load())}
+}
+
+func (rc *runCounters) add(ctx context.Context, r *Report, err error) {
+	rc.runs.Add(1)
+	if err != nil && ctx.Err() == nil {
+		rc.failed.Add(1) // not a run cut short by shutdown
+	}
+	rc.blobs.Add(int64(r.BlobsDeleted))
+	rc.manifests.Add(int64(r.ManifestsDeleted))
+	rc.packs.Add(int64(r.PacksDeleted))
+	rc.bytes.Add(r.PackBytesDeleted)
+	rc.nanos.Add(int64(r.Duration))
 }
 
 // New returns a Collector.
@@ -186,6 +225,7 @@ func (c *Collector) Run(ctx context.Context, cfg Config, dryRun bool) (*Report, 
 	}
 	if !dryRun {
 		c.last = r
+		c.runs.add(ctx, r, err)
 	}
 	return r, err
 }
@@ -237,6 +277,8 @@ func (c *Collector) DeletePacks(ctx context.Context, cfg Config) (*Report, error
 		err = c.nextPackDeletion(cfg, r)
 	}
 	r.StoredAfter = c.graph.Stats().PackBytes
+	c.runs.packs.Add(int64(r.PacksDeleted))
+	c.runs.bytes.Add(r.PackBytesDeleted)
 	if err != nil {
 		c.log.Error("gc pack deletion failed", "err", err)
 	} else if r.PacksDeleted > 0 {

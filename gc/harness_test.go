@@ -7,7 +7,9 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
+	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
@@ -20,6 +22,7 @@ import (
 	"github.com/chunkyard/chunkyard/chunkstore/s3/s3test"
 	"github.com/chunkyard/chunkyard/gc"
 	"github.com/chunkyard/chunkyard/ocihttp"
+	"github.com/chunkyard/chunkyard/ops"
 	"github.com/chunkyard/chunkyard/refgraph"
 	"github.com/chunkyard/chunkyard/registry"
 	"github.com/chunkyard/chunkyard/registry/registrytest"
@@ -69,7 +72,54 @@ type harness struct {
 	col   *gc.Collector
 	clock *clock
 	stop  func()
+	// The metrics in front of the API, as serve has them, scraped at
+	// admin (URL of GET /metrics); served counts every request the API
+	// answered, outside the metrics, by method and status.
+	admin  string
+	served *tally
 }
+
+// tally counts the requests a handler answers, by "METHOD STATUS".
+type tally struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (t *tally) wrap(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		next.ServeHTTP(sw, r)
+		t.mu.Lock()
+		t.n[fmt.Sprintf("%s %d", r.Method, sw.status)]++
+		t.mu.Unlock()
+	})
+}
+
+func (t *tally) counts() map[string]int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return maps.Clone(t.n)
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status  int
+	written bool
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if !w.written {
+		w.written, w.status = true, code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(p []byte) (int, error) {
+	w.written = true
+	return w.ResponseWriter.Write(p)
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 type harnessOpts struct {
 	convert  bool // run the layer converter
@@ -118,12 +168,17 @@ func newHarness(t testing.TB, o harnessOpts) *harness {
 	bg, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() { h.svc.Run(bg); close(done) }()
-	srv := httptest.NewServer(ocihttp.NewHandler(h.svc, ocihttp.Options{Logger: log}))
-	h.host = strings.TrimPrefix(srv.URL, "http://")
 	h.col = gc.New(h.graph, h.store, log)
 	h.col.OnBlobDeleted = h.svc.BlobDeleted
 	h.col.Now = h.clock.now
+	metrics := ops.NewMetrics(ops.Sources{Graph: h.graph, Service: h.svc, GC: h.col, Store: h.store})
+	h.served = &tally{n: map[string]int{}}
+	srv := httptest.NewServer(h.served.wrap(metrics.Middleware(ocihttp.NewHandler(h.svc, ocihttp.Options{Logger: log}))))
+	h.host = strings.TrimPrefix(srv.URL, "http://")
+	admin := httptest.NewServer(metrics.Handler())
+	h.admin = admin.URL + "/metrics"
 	h.stop = func() {
+		admin.Close()
 		srv.Close()
 		cancel()
 		<-done

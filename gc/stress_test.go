@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/chunkyard/chunkyard/gc"
+	"github.com/chunkyard/chunkyard/ops/opstest"
 	"github.com/chunkyard/chunkyard/refgraph"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
@@ -138,8 +140,21 @@ func TestGCUnderLoad(t *testing.T) {
 			}
 		}()
 	}
-	var gcReports []*gc.Report
+	var gcReports, cancelled []*gc.Report
 	var deadSealed, deadAll []float64 // after each run
+	// /metrics is scraped twice a second during the load, as Prometheus
+	// would (faster): every scrape parses, and counters never go back.
+	var scrapes metricsScrapes
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for ctx.Err() == nil {
+			if err := scrapes.scrape(h); err != nil {
+				fail("%v", err)
+			}
+			time.Sleep(500 * time.Millisecond)
+		}
+	}()
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -147,6 +162,9 @@ func TestGCUnderLoad(t *testing.T) {
 			r, err := h.col.Run(ctx, cfg, false)
 			if err != nil && ctx.Err() == nil {
 				fail("gc: %v", err)
+			}
+			if err != nil && ctx.Err() != nil {
+				cancelled = append(cancelled, r) // cut short by the end of the load
 			}
 			if err == nil {
 				gcRuns.Add(1)
@@ -185,10 +203,11 @@ func TestGCUnderLoad(t *testing.T) {
 	waitConverted(t, h)
 	for range 4 {
 		h.clock.advance(time.Hour)
-		h.run(cfg)
+		gcReports = append(gcReports, h.run(cfg))
 	}
 	h.fsck()
-	checkStoredMatchesSurvivors(t, h, cfg)
+	live := checkStoredMatchesSurvivors(t, h, cfg)
+	checkMetrics(t, h, &scrapes, append(gcReports, cancelled...), live)
 	if sealed, _ := deadFractions(t, h); sealed > 1-cfg.RepackBelow {
 		t.Errorf("after GC converged, %.1f%% of the sealed packs' bytes are dead (repack_below %.2f)", 100*sealed, cfg.RepackBelow)
 	}
@@ -267,7 +286,7 @@ func waitConverted(t *testing.T, h *harness) {
 // checkStoredMatchesSurvivors: every image left pulls byte for byte, the
 // index holds exactly their blobs, and the packs hold little more than
 // their chunks.
-func checkStoredMatchesSurvivors(t *testing.T, h *harness, cfg gc.Config) {
+func checkStoredMatchesSurvivors(t *testing.T, h *harness, cfg gc.Config) (live int64) {
 	t.Helper()
 	need := map[digest.Digest]bool{}
 	images := 0
@@ -299,7 +318,6 @@ func checkStoredMatchesSurvivors(t *testing.T, h *harness, cfg gc.Config) {
 	if int(st.Blobs) != len(need) {
 		t.Errorf("index holds %d blobs, the %d surviving images need %d", st.Blobs, images, len(need))
 	}
-	var live int64
 	seen := map[string]bool{}
 	for d := range need {
 		b, err := h.graph.Blob(d)
@@ -326,5 +344,105 @@ func checkStoredMatchesSurvivors(t *testing.T, h *harness, cfg gc.Config) {
 		images, len(repos), len(need), live, st.PackBytes, float64(st.PackBytes)/float64(max(live, 1)))
 	if float64(st.PackBytes) > slack {
 		t.Errorf("stored %d pack bytes for %d live (threshold %.2f)", st.PackBytes, live, cfg.RepackBelow)
+	}
+	return live
+}
+
+// metricsScrapes checks scrapes taken during the load.
+type metricsScrapes struct {
+	n                 int
+	took              []time.Duration
+	requests, gcRuns  float64
+	regressed, failed int
+}
+
+func (m *metricsScrapes) scrape(h *harness) error {
+	start := time.Now()
+	s, err := opstest.Get(h.admin)
+	if err != nil {
+		return fmt.Errorf("scrape during the load: %w", err)
+	}
+	m.n++
+	m.took = append(m.took, time.Since(start))
+	req, runs := s.Sum("chunkyard_http_requests_total"), s.Sum("chunkyard_gc_runs_total")
+	if req < m.requests || runs < m.gcRuns {
+		return fmt.Errorf("a counter went back: requests %g after %g, gc runs %g after %g", req, m.requests, runs, m.gcRuns)
+	}
+	m.requests, m.gcRuns = req, runs
+	return nil
+}
+
+// checkMetrics scrapes /metrics once the load is over and GC converged,
+// and reconciles it with what `chunkyard stats` reports (stored bytes:
+// the packs listed in the backend, open packs and pending bytes), with
+// the survivors' chunks (live stored bytes), with every request the API
+// answered (counted outside the metrics) and with the GC reports (runs
+// cut short by the end of the load included: they count as runs, not as
+// failures).
+func checkMetrics(t *testing.T, h *harness, during *metricsScrapes, reports []*gc.Report, live int64) {
+	t.Helper()
+	time.Sleep(200 * time.Millisecond) // the last requests' handlers return after their answers went
+	start := time.Now()
+	s, err := opstest.Get(h.admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	took := time.Since(start)
+	st, err := h.store.Stats(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := h.graph.Stats()
+	stored := st.PackBytes + st.OpenPackBytes + g.PendingBytes // as `chunkyard stats` prints it
+	var reclaimed, manifests int64
+	for _, r := range reports {
+		reclaimed += r.PackBytesDeleted
+		manifests += int64(r.ManifestsDeleted)
+	}
+	for name, want := range map[string]float64{
+		"chunkyard_stored_bytes":               float64(stored),
+		"chunkyard_live_stored_bytes":          float64(live),
+		"chunkyard_logical_bytes":              float64(g.LogicalBytes),
+		"chunkyard_dedup_ratio":                float64(g.LogicalBytes) / float64(stored),
+		"chunkyard_pending_conversions":        0,
+		"chunkyard_gc_runs_total":              float64(len(reports)),
+		"chunkyard_gc_failed_runs_total":       0,
+		"chunkyard_gc_reclaimed_bytes_total":   float64(reclaimed),
+		"chunkyard_gc_manifests_deleted_total": float64(manifests),
+	} {
+		if v, err := s.Value(name); err != nil || v != want {
+			t.Errorf("metric %s = %g (%v), want %g", name, v, err, want)
+		}
+	}
+	served := h.served.counts()
+	total := 0
+	for ms, n := range served {
+		total += n
+		method, status, _ := strings.Cut(ms, " ")
+		if got := s.Sum("chunkyard_http_requests_total", "method="+method, "status="+status); got != float64(n) {
+			t.Errorf("%s requests answered %s: %d served, %g counted", method, status, n, got)
+		}
+	}
+	if got := s.Sum("chunkyard_http_requests_total"); got != float64(total) || total == 0 {
+		t.Errorf("requests counted %g, served %d", got, total)
+	}
+	if got := s.Sum("chunkyard_http_request_duration_seconds"); got != float64(total) {
+		t.Errorf("latencies observed %g, requests served %d", got, total)
+	}
+	if s.Sum("chunkyard_http_request_bytes_total") == 0 || s.Sum("chunkyard_http_response_bytes_total") == 0 {
+		t.Error("no bytes in or out counted")
+	}
+	if s.Sum("chunkyard_converted_layers_total") == 0 {
+		t.Error("no layer conversion counted")
+	}
+	slices.Sort(during.took)
+	p50, pmax := time.Duration(0), time.Duration(0)
+	if n := len(during.took); n > 0 {
+		p50, pmax = during.took[n/2], during.took[n-1]
+	}
+	t.Logf("metrics: %d scrapes during the load (median %s, max %s), final scrape %s; %d requests served and counted, stored bytes %d, gc runs %d, reclaimed %d bytes",
+		during.n, p50.Round(time.Microsecond), pmax.Round(time.Microsecond), took.Round(time.Microsecond), total, stored, len(reports), reclaimed)
+	if during.n == 0 {
+		t.Error("/metrics was never scraped during the load")
 	}
 }

@@ -38,6 +38,10 @@ func TestServerDown(t *testing.T) {
 	if _, err := readAll(ctx, b, "down", 0, 1); err == nil || errors.Is(err, chunkstore.ErrNotExist) {
 		t.Errorf("ReadRange from a stopped server: %v, want an error other than ErrNotExist", err)
 	}
+	// Both failures are counted, once each (after their retries).
+	if errs := b.RequestErrors(); errs["PutObject"] != 1 || errs["GetObject"] != 1 {
+		t.Errorf("request errors = %v, want PutObject 1, GetObject 1", errs)
+	}
 
 	srv.Restart()
 	if exists(t, b, "down") {
@@ -46,6 +50,10 @@ func TestServerDown(t *testing.T) {
 	put(t, b, "down", data)
 	if got, err := readAll(ctx, b, "down", 0, int64(len(data))); err != nil || !bytes.Equal(got, data) {
 		t.Fatalf("ReadRange after restart: %v", err)
+	}
+	// Answers (the HeadObject of exists found nothing) are no errors.
+	if errs := b.RequestErrors(); len(errs) != 2 || errs["PutObject"] != 1 || errs["GetObject"] != 1 {
+		t.Errorf("request errors after restart = %v, want PutObject 1, GetObject 1", errs)
 	}
 }
 

@@ -79,6 +79,7 @@ type Backend struct {
 	prefix   string
 	partSize int64
 	log      *slog.Logger
+	errors   *requestErrors
 }
 
 var (
@@ -153,13 +154,15 @@ func New(ctx context.Context, opts Options) (*Backend, error) {
 	if cfg.Region == "" {
 		cfg.Region = DefaultRegion
 	}
+	errs := &requestErrors{}
 	client := s3.NewFromConfig(cfg, func(o *s3.Options) {
+		o.APIOptions = append(o.APIOptions, errs.middleware)
 		if opts.Endpoint != "" {
 			o.BaseEndpoint = aws.String(opts.Endpoint)
 		}
 		o.UsePathStyle = opts.PathStyle
 	})
-	b := &Backend{client: client, bucket: opts.Bucket, prefix: opts.Prefix, partSize: opts.PartSize, log: log}
+	b := &Backend{client: client, bucket: opts.Bucket, prefix: opts.Prefix, partSize: opts.PartSize, log: log, errors: errs}
 	if _, err := client.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(opts.Bucket)}); err != nil {
 		why := "not reachable"
 		switch errorCode(err) {

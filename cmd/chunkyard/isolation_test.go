@@ -320,3 +320,23 @@ func TestAdminNeedsAnAdmin(t *testing.T) {
 		t.Errorf("no access log line naming the user:\n%s", s.logs.String())
 	}
 }
+
+// TestQuotaAfterAccess: a namespace's quota is told only to those who may
+// push there: another tenant is refused for access, with nothing about
+// the quota, whether the namespace is over it or not.
+func TestQuotaAfterAccess(t *testing.T) {
+	s := tenantServer(t, "--quota", "alice=1KiB")
+	big := []byte(strings.Repeat("q", 4096))
+	d := digestOf(big)
+	st, _, b := s.req(t, "POST", "/v2/alice/app/blobs/uploads/?digest="+d, alice, big)
+	if st != http.StatusForbidden || !strings.Contains(strings.ToLower(b), "quota") {
+		t.Fatalf("alice over her quota: %d %s", st, b)
+	}
+	for _, user := range []string{bob, ""} {
+		st1, _, b1 := s.req(t, "POST", "/v2/alice/app/blobs/uploads/?digest="+d, user, big)
+		st2, _, b2 := s.req(t, "POST", "/v2/bob/x/blobs/uploads/?digest="+d, "", big)
+		if strings.Contains(strings.ToLower(b1), "quota") || (user == "" && (st1 != st2 || b1 != strings.ReplaceAll(b2, "bob/x", "alice/app"))) {
+			t.Errorf("%q pushing to alice/app: %d %s (anonymous to bob/x: %d %s)", user, st1, b1, st2, b2)
+		}
+	}
+}

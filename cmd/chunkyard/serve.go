@@ -55,6 +55,8 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	debugAddr := fs.String("debug-addr", "", "if set, serve Go's pprof profiles on this address (keep it on loopback)")
 	var uf upstreamFlags
 	addUpstreamFlags(fs, &uf) // upstream.go
+	var of opsFlags
+	addOpsFlags(fs, &of) // ops.go: --quota, --usage-interval
 	var sec secFlags
 	addSecFlags(fs, &sec)                           // servesec.go
 	fc, err := loadConfigFile(fs, configPath(args)) // config.go
@@ -87,6 +89,8 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return fmt.Errorf("--encode-parallelism %d: must be 0 or more", *encodePar)
 	case *scanWorkers < 0:
 		return fmt.Errorf("--scan-workers %d: must be 0 or more", *scanWorkers)
+	case of.usageInterval <= 0:
+		return fmt.Errorf("--usage-interval %s: must be positive", of.usageInterval)
 	}
 	if err := sec.check(); err != nil {
 		return err
@@ -239,16 +243,24 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	col.OnBlobDeleted = svc.BlobDeleted
 	gcs := newGCService(col, data.graph, data.store, sf.data, gcCfg, log)
 	log.Info("gc configured", "from", gcFrom, "interval", gcCfg.Interval.D(), "policies", len(gcCfg.Policies))
+	opsSrv, err := newOpsServer(of, data, svc, col, sf.data, log) // usage, quotas, metrics (ops.go)
+	if err != nil {
+		return err
+	}
 
 	// Background work (upload expiry, the layer converter, GC) stops, and
 	// is waited for, before the data dir closes (the deferred Close above
 	// runs after this).
 	bg, cancelBg := context.WithCancel(context.Background())
 	var bgWG sync.WaitGroup
-	bgWG.Add(2)
+	bgWG.Add(3)
 	go func() {
 		defer bgWG.Done()
 		svc.Run(bg)
+	}()
+	go func() {
+		defer bgWG.Done()
+		opsSrv.run(bg)
 	}()
 	go func() {
 		defer bgWG.Done()
@@ -266,6 +278,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		admin.Handle("/admin/vulndb", vulndb)
 		admin.Handle("/admin/vulndb/", vulndb)
 		admin.Handle("/", gcs.handler())
+		opsSrv.register(admin)
 		// Admin requests (a GC run) end with the background work.
 		var h http.Handler = withBase(bg, admin)
 		if authn != nil {
@@ -289,9 +302,14 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	uploadLim := newUploadLimiter(sec.maxUploads, sec.maxUploadBytes, filepath.Join(sf.data, "uploads"))
 	go uploadLim.run(bg.Done())
 	api = uploadLim.wrap(api)
+	// Outside in: metrics (every request counted, refusals too), who is
+	// asking, may they (before the quota check can say anything about a
+	// repository), the quota, the upload limits, the API.
+	api = opsSrv.usage.Quota(api, opsSrv.svc)
 	if authn != nil {
-		api = authn.Middleware(api)
+		api = authn.Middleware(authorizeEarly(authn, api)) // servesec.go
 	}
+	api = opsSrv.metrics.Middleware(api)
 	apiGate.open(api)
 	log.Info("chunkyard serving", "addr", ln.Addr().String(), "tls", certs != nil, "auth", authn != nil,
 		"token_endpoint", authn.TokenEndpoint(), "data", sf.data, "storage", sf.storage, "version", versionString())

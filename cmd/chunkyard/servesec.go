@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/chunkyard/chunkyard/ocihttp/auth"
+	"github.com/chunkyard/chunkyard/ops"
+	"github.com/chunkyard/chunkyard/registry"
 )
 
 // secFlags are serve's flags for TLS, authentication, the config file and
@@ -192,6 +194,33 @@ func (g *gate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	(*h).ServeHTTP(w, r)
+}
+
+// authorizeEarly answers a repository request the caller may not make
+// before the handlers it wraps (the quota check) can say anything about
+// the repository; the API checks again, by its own routes.
+func authorizeEarly(a *auth.Authenticator, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rt := ops.ParseRoute(r.URL.EscapedPath())
+		if rt.Repo != "" && registry.ValidateName(rt.Repo) == nil && !a.Check(w, r, rt.Repo, routeAction(r.Method, rt.Template)) {
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// routeAction is the action a request on route template needs (as
+// ocihttp decides it).
+func routeAction(method, template string) string {
+	switch {
+	case template == ops.RouteUploads || template == ops.RouteUpload:
+		return auth.Push
+	case method == http.MethodGet || method == http.MethodHead:
+		return auth.Pull
+	case method == http.MethodDelete:
+		return auth.Delete
+	}
+	return auth.Push
 }
 
 // withBase cancels each request's context when base is done too (what

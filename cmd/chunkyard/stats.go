@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"github.com/chunkyard/chunkyard/bench"
 	"github.com/chunkyard/chunkyard/chunkstore"
+	"github.com/chunkyard/chunkyard/ops"
 	"github.com/chunkyard/chunkyard/refgraph"
 	"io"
 	"log/slog"
@@ -57,6 +58,8 @@ type statsReport struct {
 	RetiredPacks      int64     `json:"retired_packs"` // repacked, deleted after the pack grace period
 	S3Objects         int       `json:"s3_objects,omitempty"`
 	S3Bytes           int64     `json:"s3_bytes,omitempty"`
+	// Usage is storage usage per repository and namespace (--repos).
+	Usage *refgraph.UsageReport `json:"usage,omitempty"`
 }
 
 func stats(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -65,6 +68,7 @@ func stats(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var sf storeFlags
 	addStoreFlags(fs, &sf)
 	asJSON := fs.Bool("json", false, "print JSON")
+	repos := fs.Bool("repos", false, "also compute storage usage per repository and namespace: unique bytes (held by it alone) and its share of the bytes it holds with others (reads the whole index)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -81,7 +85,7 @@ func stats(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	g := data.graph.Stats()
 	rep := statsReport{
 		LogicalBytes:    g.LogicalBytes,
-		StoredBytes:     st.PackBytes + st.OpenPackBytes + g.PendingBytes,
+		StoredBytes:     ops.StoredBytes(st, g), // as the metric chunkyard_stored_bytes
 		LinkedBytes:     g.LinkedBytes,
 		Repos:           g.Repos,
 		Blobs:           g.Blobs,
@@ -142,6 +146,11 @@ func stats(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if rep.StoredBytes > 0 {
 		rep.DedupRatio = float64(rep.LogicalBytes) / float64(rep.StoredBytes)
 	}
+	if *repos {
+		if rep.Usage, err = data.graph.StorageUsage(ctx, refgraph.UsageOptions{TempDir: sf.data}); err != nil {
+			return err
+		}
+	}
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
@@ -176,6 +185,9 @@ func stats(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if data.s3 != nil {
 		fmt.Fprintf(tw, "s3 objects\t%d\t(%s in the bucket under the prefix)\n", rep.S3Objects, bench.HumanBytes(rep.S3Bytes))
 		fmt.Fprintf(tw, "read cache\t%d\t(%s, a cache, not storage)\n", rep.ReadCacheBytes, bench.HumanBytes(rep.ReadCacheBytes))
+	}
+	if rep.Usage != nil {
+		printUsage(tw, rep.Usage) // usage.go
 	}
 	return tw.Flush()
 }
