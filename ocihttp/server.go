@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/chunkyard/chunkyard/ocihttp/auth"
 	"github.com/chunkyard/chunkyard/registry"
 	"github.com/gorilla/mux"
 	"github.com/opencontainers/go-digest"
@@ -63,6 +64,9 @@ type Options struct {
 	// transfer (0: no limit). The server's own read-header and idle
 	// timeouts cover the time between requests.
 	IOTimeout time.Duration
+	// Auth, if set, decides who may do what (guard.go); nil: everyone
+	// everything.
+	Auth *auth.Authenticator
 }
 
 type server struct {
@@ -71,6 +75,7 @@ type server struct {
 	maxMan    int64
 	ioTimeout time.Duration
 	manifests chan struct{} // semaphore of manifest pushes in flight
+	auth      *auth.Authenticator
 }
 
 // name matches any path segments; handlers validate it against the spec's
@@ -89,7 +94,7 @@ func NewHandler(reg Registry, opts Options) http.Handler {
 		opts.MaxManifestsInFlight = max(4, 2*runtime.GOMAXPROCS(0))
 	}
 	s := &server{reg: reg, log: opts.Logger, maxMan: opts.MaxManifestSize, ioTimeout: opts.IOTimeout,
-		manifests: make(chan struct{}, opts.MaxManifestsInFlight)}
+		manifests: make(chan struct{}, opts.MaxManifestsInFlight), auth: opts.Auth}
 	r := mux.NewRouter()
 	// Match on the escaped path and never clean it: "..%2f.." stays inside
 	// one variable (a tag, a digest, an upload id), where validation
@@ -233,6 +238,9 @@ func (s *server) repo(h repoHandler) http.HandlerFunc {
 		} else {
 			err = registry.ValidateName(repo)
 		}
+		if err == nil && !s.auth.Check(w, r, repo, actionFor(r)) {
+			return // guard.go
+		}
 		if err == nil {
 			err = h(w, r, repo)
 		}
@@ -243,6 +251,9 @@ func (s *server) repo(h repoHandler) http.HandlerFunc {
 }
 
 func (s *server) ping(w http.ResponseWriter, r *http.Request) {
+	if !s.auth.CheckPing(w, r) {
+		return
+	}
 	w.Header().Set("Content-Type", "application/json")
 	io.WriteString(w, "{}")
 }
@@ -410,7 +421,7 @@ func (s *server) startUpload(w http.ResponseWriter, r *http.Request, repo string
 		if err != nil {
 			return err
 		}
-		err = s.reg.MountBlob(ctx, repo, q.Get("from"), d)
+		err = s.mount(ctx, repo, q.Get("from"), d) // guard.go
 		switch {
 		case err == nil:
 			blobCreated(w, repo, d)
@@ -650,7 +661,10 @@ func (s *server) catalog(w http.ResponseWriter, r *http.Request) {
 	var repos []string
 	var more bool
 	if err == nil {
-		repos, more, err = s.reg.Catalog(r.Context(), last, n)
+		if !s.auth.CheckCatalog(w, r) {
+			return
+		}
+		repos, more, err = s.readableCatalog(r.Context(), last, n) // guard.go
 	}
 	if err != nil {
 		writeError(w, r, s.log, err)

@@ -47,16 +47,8 @@ func isTar(prefix []byte) bool {
 // into the pending dir, that directory fsynced, and only then is the blob
 // indexed.
 func (s *Service) commitPending(repo string, d digest.Digest, size int64, path string) error {
-	// Opened for writing: not every system fsyncs a read-only descriptor.
-	// The session is locked and its file there, so this creates nothing.
-	f, err := s.fs.OpenReadWrite(path, vfs.WriteCategoryUnspecified)
-	if err != nil {
-		return fmt.Errorf("registry: pending blob %s: %w", d, err)
-	}
-	err = f.Sync()
-	f.Close()
-	if err != nil {
-		return fmt.Errorf("registry: pending blob %s: fsync: %w", d, err)
+	if err := s.syncSpool(d, path); err != nil {
+		return err
 	}
 	// Link, not rename: a file already there (the same bytes, pushed
 	// concurrently or before) must not be replaced under its readers.
@@ -187,4 +179,20 @@ func (s *Service) BlobDeleted(b refgraph.Blob) {
 	if err := s.fs.Remove(s.pendingPath(b.Digest)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		s.log.Warn("removing the pending file of a deleted blob", "digest", b.Digest, "err", err)
 	}
+}
+
+// syncSpool fsyncs the upload file of blob d.
+func (s *Service) syncSpool(d digest.Digest, path string) error {
+	// Opened for writing: not every system fsyncs a read-only descriptor.
+	// The session is locked and its file there, so this creates nothing.
+	f, err := s.fs.OpenReadWrite(path, vfs.WriteCategoryUnspecified)
+	if err != nil {
+		return fmt.Errorf("registry: pending blob %s: %w", d, err)
+	}
+	err = f.Sync()
+	f.Close()
+	if err != nil {
+		return fmt.Errorf("registry: pending blob %s: fsync: %w", d, err)
+	}
+	return nil
 }

@@ -44,6 +44,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -81,6 +82,12 @@ type Options struct {
 	// Scan is how pushed images are scanned for vulnerabilities; zero
 	// Workers: no scanning.
 	Scan ScanOptions
+	// UniformCommit makes the push of a blob the store already holds do
+	// the same durable work as a new one (the upload is synced to disk
+	// before it is linked), so that the time a push takes says less about
+	// whether someone else stored those bytes (tenant isolation, see
+	// README "Security").
+	UniformCommit bool
 	// Fallback, if not nil, supplies the manifests and blobs a pull asks
 	// for and the registry lacks: they are served and stored (see
 	// fallback.go). FallbackTagTTL is how long a tag resolved through it
@@ -107,6 +114,7 @@ type Service struct {
 	pushes    pushActivity // uploads in flight, which conversions yield to
 	converted convertCounters
 	scans     *scanner
+	uniform   bool      // Options.UniformCommit
 	fb        *fallback // nil: no fallback
 }
 
@@ -154,6 +162,7 @@ func New(graph *refgraph.Graph, store *chunkstore.Store, opts Options) (*Service
 		maxMan:  opts.MaxManifestSize,
 		log:     opts.Logger,
 		scans:   newScanner(graph, opts.Scan),
+		uniform: opts.UniformCommit,
 		fb:      newFallback(opts.Fallback, opts.FallbackTagTTL),
 	}, nil
 }
@@ -470,6 +479,14 @@ func (sess *session) digest(fsys vfs.FS, algo digest.Algorithm) (digest.Digest, 
 // then the index batch.
 func (s *Service) commit(ctx context.Context, repo string, d digest.Digest, size int64, path string, f vfs.File) error {
 	if _, err := s.graph.Blob(d); err == nil {
+		if s.uniform { // as commitPending: the file, then a directory
+			if err := s.syncSpool(d, path); err != nil {
+				return err
+			}
+			if err := fsutil.SyncDir(s.fs, filepath.Dir(path)); err != nil {
+				return fmt.Errorf("registry: blob %s: %w", d, err)
+			}
+		}
 		// Garbage collection may remove the blob before the link lands:
 		// then it is stored again below.
 		if err := s.graph.LinkBlob(repo, d); !errors.Is(err, refgraph.ErrNotFound) {

@@ -68,9 +68,10 @@ func (rc *Receiver) Close() {
 	}
 }
 
-// Mount returns a handler that serves the protocol under PathPrefix and
+// Mount returns a handler that serves the protocol (rc: a Receiver, or
+// one behind an authentication middleware) under PathPrefix and
 // everything else with next.
-func Mount(next http.Handler, rc *Receiver) http.Handler {
+func Mount(next http.Handler, rc http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if len(r.URL.Path) >= len(PathPrefix) && r.URL.Path[:len(PathPrefix)] == PathPrefix {
 			rc.ServeHTTP(w, r)

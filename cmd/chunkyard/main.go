@@ -7,6 +7,7 @@
 //	chunkyard scan    an image's vulnerability report (from a server or a data dir)
 //	chunkyard vulndb import  OSV advisories into a data dir or a running server
 //	chunkyard bench estimate  what chunkyard would store for OCI layouts
+//	chunkyard htpasswd USER  a bcrypt htpasswd line for --htpasswd
 //	chunkyard version print the version
 //
 // Every flag can also be set by an environment variable CHUNKYARD_<FLAG>,
@@ -58,6 +59,7 @@ commands:
   scan      print an image's vulnerability report: "scan REPO:TAG|REPO@DIGEST" (--server, --data, --format)
   vulndb    "vulndb import PATH": import OSV advisories (--data, or --admin-addr of a running server)
   bench     measure chunkyard on your images: "bench estimate DIR..." estimates storage of OCI layouts
+  htpasswd  "htpasswd [--cost N] USER": print a bcrypt htpasswd line, password read from stdin
   version   print the version
 
 Run "chunkyard <command> -h" for the flags of a command.
@@ -83,6 +85,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return scanCmd(ctx, args[1:], stdout, stderr)
 	case "vulndb":
 		return vulndbCmd(ctx, args[1:], stdout, stderr)
+	case "htpasswd":
+		return htpasswdCmd(args[1:], os.Stdin, stdout, stderr) // config.go
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "chunkyard", versionString())
 		return nil

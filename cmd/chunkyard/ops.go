@@ -68,11 +68,6 @@ func newOpsServer(f opsFlags, data *dataDir, svc *registry.Service, col *gc.Coll
 	return &opsServer{usage: usage, metrics: ops.NewMetrics(src), svc: svc}, nil
 }
 
-// wrap puts the metrics and the quota check in front of the registry API.
-func (o *opsServer) wrap(api http.Handler) http.Handler {
-	return o.metrics.Middleware(o.usage.Quota(api, o.svc))
-}
-
 // register adds GET /metrics and GET /admin/usage to the admin API.
 func (o *opsServer) register(admin *http.ServeMux) {
 	admin.Handle("GET /metrics", o.metrics.Handler())

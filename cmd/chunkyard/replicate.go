@@ -1,14 +1,12 @@
 package main
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"strings"
 
 	"github.com/chunkyard/chunkyard/chunkstore"
@@ -94,12 +92,12 @@ func (f *replFlags) peerFallback(cfg replication.Config, graph *refgraph.Graph, 
 const regionSetting = "replication/region"
 
 // startReplication turns the outbox on for cfg's peers and returns the
-// protocol handler wrapped around next, and the sender (nil without
-// peers) to run in the background.
-func startReplication(cfg replication.Config, rf replFlags, graph *refgraph.Graph, store *chunkstore.Store, svc *registry.Service, layerCache *chunkstore.FileCache, next http.Handler, log *slog.Logger) (http.Handler, *replication.Sender, func(), error) {
+// protocol's receiver (served on the normal address) and the sender (nil
+// without peers) to run in the background.
+func startReplication(cfg replication.Config, rf replFlags, graph *refgraph.Graph, store *chunkstore.Store, svc *registry.Service, layerCache *chunkstore.FileCache, log *slog.Logger) (*replication.Receiver, *replication.Sender, error) {
 	pre, err := replication.ParsePreEncode(rf.preEncode)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("--pre-encode: %w", err)
+		return nil, nil, fmt.Errorf("--pre-encode: %w", err)
 	}
 	region := cfg.Region
 	if region == "" {
@@ -112,10 +110,10 @@ func startReplication(cfg replication.Config, rf replFlags, graph *refgraph.Grap
 			_, _ = rand.Read(b[:])
 			region = "r-" + hex.EncodeToString(b[:])
 			if err := graph.PutSetting(regionSetting, []byte(region)); err != nil {
-				return nil, nil, nil, err
+				return nil, nil, err
 			}
 		default:
-			return nil, nil, nil, err
+			return nil, nil, err
 		}
 	}
 	names := make([]string, len(cfg.Peers))
@@ -123,7 +121,7 @@ func startReplication(cfg replication.Config, rf replFlags, graph *refgraph.Grap
 		names[i] = p.Name
 	}
 	if err := graph.StartOutbox(region, names); err != nil {
-		return nil, nil, nil, fmt.Errorf("replication: %w", err)
+		return nil, nil, fmt.Errorf("replication: %w", err)
 	}
 	rc := replication.NewReceiver(graph, store, svc, replication.ReceiverOptions{Logger: log, LayerCache: layerCache, PreEncode: pre})
 	var sender *replication.Sender
@@ -134,12 +132,5 @@ func startReplication(cfg replication.Config, rf replFlags, graph *refgraph.Grap
 	} else {
 		rc.Status = func() any { return map[string]any{"region": region} }
 	}
-	return replication.Mount(next, rc), sender, rc.Close, nil
-}
-
-// runSender runs s (if any) until ctx ends.
-func runSender(ctx context.Context, s *replication.Sender) {
-	if s != nil {
-		s.Run(ctx)
-	}
+	return rc, sender, nil
 }

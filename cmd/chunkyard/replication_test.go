@@ -496,7 +496,7 @@ func TestReplication(t *testing.T) {
 	wg.Wait()
 	a.drained(t, 60*time.Second)
 	b.drained(t, 60*time.Second)
-	da, db := digestOf(t, a, "app/web:race"), digestOf(t, b, "app/web:race")
+	da, db := tagDigest(t, a, "app/web:race"), tagDigest(t, b, "app/web:race")
 	if da != db {
 		t.Fatalf("tag race did not converge: a has %s, b has %s", da, db)
 	}
@@ -547,7 +547,7 @@ func pushTo(t *testing.T, img v1.Image, n *node, ref string) {
 	}
 }
 
-func digestOf(t *testing.T, n *node, ref string) string {
+func tagDigest(t *testing.T, n *node, ref string) string {
 	t.Helper()
 	d, err := remote.Head(refOn(t, n, ref))
 	if err != nil {

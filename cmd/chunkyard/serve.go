@@ -25,6 +25,7 @@ import (
 	"github.com/chunkyard/chunkyard/ocihttp"
 	"github.com/chunkyard/chunkyard/refgraph"
 	"github.com/chunkyard/chunkyard/registry"
+	"github.com/chunkyard/chunkyard/replication"
 )
 
 func serve(ctx context.Context, args []string, stderr io.Writer) error {
@@ -48,7 +49,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	encodePar := fs.Int("encode-parallelism", 0, "goroutines (cores) one cold pull of a layer with checkpoints may encode on, while --max-encodes has them free (0: one per CPU)")
 	helperDir := fs.String("codec-helpers", "", codecHelpersUsage)
 	gcConfig := fs.String("gc-config", "", "GC configuration file (TOML; see: chunkyard gc --example); default: the one set over the admin API, else the defaults (hourly, no retention policy)")
-	adminAddr := fs.String("admin-addr", "", "if set, serve the admin API (GC configuration and runs, advisory imports) on this address; it has no authentication: keep it on loopback")
+	adminAddr := fs.String("admin-addr", "", "if set, serve the admin API (GC configuration and runs, advisory imports) on this address; with authentication on, admins only ([auth] admins), else open: keep it on loopback")
 	scanWorkers := fs.Int("scan-workers", 1, "layers analyzed at once for vulnerability scanning, in the background; 0: no scanning")
 	scanMaxFile := sizeFlag(fs, "scan-max-file-size", 256<<20, "files an analyzer wants that are larger are skipped with a note")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
@@ -59,6 +60,12 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	addOpsFlags(fs, &of) // ops.go: --quota, --usage-interval
 	var rf replFlags
 	addReplFlags(fs, &rf) // replicate.go
+	var sec secFlags
+	addSecFlags(fs, &sec)                           // servesec.go
+	fc, err := loadConfigFile(fs, configPath(args)) // config.go
+	if err != nil {
+		return err
+	}
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -88,9 +95,25 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	case of.usageInterval <= 0:
 		return fmt.Errorf("--usage-interval %s: must be positive", of.usageInterval)
 	}
+	if err := sec.check(); err != nil {
+		return err
+	}
+	authn, err := newAuth(&sec, fc, log)
+	if err != nil {
+		return err
+	}
+	var certs *certReloader
+	if sec.tlsCert != "" {
+		if certs, err = newCertReloader(sec.tlsCert, sec.tlsKey, log); err != nil {
+			return err
+		}
+	}
 	gcFileCfg, err := readGCConfigFile(*gcConfig)
 	if err != nil {
 		return err
+	}
+	if gcFileCfg == nil && fc.gc != nil {
+		gcFileCfg, *gcConfig = fc.gc, fc.path+" [gc]"
 	}
 	fallback, err := uf.fallback(*maxManifest, log)
 	if err != nil {
@@ -124,6 +147,56 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+
+	// Serve /healthz and /readyz (503 until recovery and helper discovery
+	// are done) from now on; the API opens once ready.
+	apiGate, adminGate := newGate(), newGate()
+	srv := &http.Server{
+		Handler:           accessLog(log, sec.accessLog, apiGate),
+		ReadHeaderTimeout: sec.readHeaderTimeout,
+		IdleTimeout:       sec.idleTimeout,
+	}
+	defer srv.Close() // if starting fails; a clean stop shuts down first
+	errc := make(chan error, 1)
+	if certs != nil {
+		srv.TLSConfig = certs.tlsConfig()
+		go func() { errc <- srv.ServeTLS(ln, "", "") }() // HTTP/2 too
+	} else {
+		if !isLoopback(ln.Addr()) {
+			log.Warn("serving plain HTTP on a non-loopback address: credentials and content travel in clear; use --tls-cert/--tls-key", "addr", ln.Addr().String())
+		}
+		go func() { errc <- srv.Serve(ln) }()
+	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for range hup {
+			if certs != nil {
+				if err := certs.reload(); err != nil {
+					log.Error("SIGHUP: TLS certificate not reloaded", "err", err)
+				} else {
+					log.Info("SIGHUP: TLS certificate reloaded")
+				}
+			}
+			if err := authn.Reload(); err != nil {
+				log.Error("SIGHUP: htpasswd not reloaded", "err", err)
+			} else if authn != nil {
+				log.Info("SIGHUP: htpasswd reloaded")
+			}
+		}
+	}()
+	var asrv *http.Server
+	if aln != nil {
+		asrv = &http.Server{Handler: accessLog(log, sec.accessLog, adminGate), ReadHeaderTimeout: sec.readHeaderTimeout, IdleTimeout: sec.idleTimeout}
+		if certs != nil {
+			asrv.TLSConfig = certs.tlsConfig()
+			go asrv.ServeTLS(aln, "", "")
+		} else {
+			go asrv.Serve(aln)
+		}
+		defer asrv.Close()
+	}
 
 	data, err := openData(ctx, sf, log, true)
 	if err != nil {
@@ -173,6 +246,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		Scan:           registry.ScanOptions{Workers: *scanWorkers, MaxFileSize: *scanMaxFile},
 		Fallback:       fallback,
 		FallbackTagTTL: uf.tagTTL,
+		UniformCommit:  authn != nil, // README "Security"
 	})
 	if err != nil {
 		return err
@@ -221,9 +295,12 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		admin.Handle("/admin/vulndb/", vulndb)
 		admin.Handle("/", gcs.handler())
 		opsSrv.register(admin)
-		asrv := &http.Server{Handler: admin, ReadHeaderTimeout: 30 * time.Second, BaseContext: func(net.Listener) context.Context { return bg }}
-		go asrv.Serve(aln)
-		defer asrv.Close()
+		// Admin requests (a GC run) end with the background work.
+		var h http.Handler = withBase(bg, admin)
+		if authn != nil {
+			h = authn.AdminMiddleware(h)
+		}
+		adminGate.open(h)
 		log.Info("serving the admin API", "addr", aln.Addr().String())
 	}
 
@@ -237,30 +314,43 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		log.Info("serving pprof", "addr", dln.Addr().String())
 	}
 
-	handler, sender, closeRepl, err := startReplication(replCfg, rf, data.graph, data.store, svc, layerCache,
-		opsSrv.wrap(ocihttp.NewHandler(svc, ocihttp.Options{Logger: log, MaxManifestSize: *maxManifest, IOTimeout: *ioTimeout})), log)
+	var api http.Handler = ocihttp.NewHandler(svc, ocihttp.Options{Logger: log, MaxManifestSize: *maxManifest, IOTimeout: *ioTimeout, Auth: authn})
+	uploadLim := newUploadLimiter(sec.maxUploads, sec.maxUploadBytes, filepath.Join(sf.data, "uploads"))
+	go uploadLim.run(bg.Done())
+	api = uploadLim.wrap(api)
+	// Outside in: metrics (every request counted, refusals too), who is
+	// asking, may they (before the quota check can say anything about a
+	// repository), the quota, the upload limits, the API.
+	api = opsSrv.usage.Quota(api, opsSrv.svc)
+	if authn != nil {
+		api = authn.Middleware(authorizeEarly(authn, api)) // servesec.go
+	}
+	// Replication's node-to-node endpoints (replicate.go): with auth on,
+	// an admin's credentials only.
+	rc, sender, err := startReplication(replCfg, rf, data.graph, data.store, svc, layerCache, log)
 	if err != nil {
 		return err
 	}
-	defer closeRepl()
+	defer rc.Close()
+	var replAPI http.Handler = rc
+	if authn != nil {
+		replAPI = authn.AdminMiddleware(replAPI)
+	}
+	api = replication.Mount(api, replAPI)
 	if sender != nil {
 		if err := opsSrv.metrics.Register(sender.Collector()); err != nil {
 			return err
 		}
+		bgWG.Add(1)
+		go func() {
+			defer bgWG.Done()
+			sender.Run(bg)
+		}()
 	}
-	bgWG.Add(1)
-	go func() {
-		defer bgWG.Done()
-		runSender(bg, sender)
-	}()
-	srv := &http.Server{
-		Handler:           handler,
-		ReadHeaderTimeout: 30 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	log.Info("chunkyard serving", "addr", ln.Addr().String(), "data", sf.data, "storage", sf.storage, "version", versionString())
+	api = opsSrv.metrics.Middleware(api)
+	apiGate.open(api)
+	log.Info("chunkyard serving", "addr", ln.Addr().String(), "tls", certs != nil, "auth", authn != nil,
+		"token_endpoint", authn.TokenEndpoint(), "data", sf.data, "storage", sf.storage, "version", versionString())
 	if uf.url != "" {
 		log.Info("pull-through cache", "upstream", uf.url, "tag_ttl", uf.tagTTL)
 	}
