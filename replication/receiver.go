@@ -83,11 +83,10 @@ func Mount(next http.Handler, rc http.Handler) http.Handler {
 
 // ServeHTTP routes a protocol request.
 func (rc *Receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	// Permission check goes here: a node-to-node request must carry
-	// credentials (basic auth, from the sender's replication config) of
-	// an account with push and delete permission on every repository
-	// (admin); when the registry's auth is on, its middleware answers
-	// 401/403 before this point for anyone else.
+	// Permission: a node-to-node request must carry an admin's
+	// credentials (basic auth, from the sender's replication config).
+	// serve puts the auth's admin middleware in front of this handler
+	// (Mount's rc) when auth is on; it answers 401/403 for anyone else.
 	if r.URL.Path == pathRecipe && r.Method == http.MethodGet {
 		rc.recipe(w, r)
 		return

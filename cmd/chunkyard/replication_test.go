@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/chunkyard/chunkyard/replication"
+	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -554,4 +555,71 @@ func tagDigest(t *testing.T, n *node, ref string) string {
 		t.Fatalf("%s: %s: %v", n.name, ref, err)
 	}
 	return d.Digest.String()
+}
+
+// TestReplicationAuth: with auth on at the receiver, the node-to-node
+// endpoints take an admin's credentials only: the sender with a
+// non-admin's credentials gets 403 and retries (nothing visible); once
+// its configuration names the admin, the image arrives.
+func TestReplicationAuth(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts real servers")
+	}
+	bin := chunkyardBinary(t)
+	dir := t.TempDir()
+	gcCfg := filepath.Join(dir, "gc.toml")
+	os.WriteFile(gcCfg, []byte("interval = \"1h\"\n"), 0o644)
+	htp := filepath.Join(dir, "htpasswd")
+	writeHtpasswd(t, htp, "repl=repl-pass", "ci=ci-pass")
+	bCfg := filepath.Join(dir, "b.toml")
+	os.WriteFile(bCfg, []byte(fmt.Sprintf("[auth]\nhtpasswd = %q\nadmins = [\"repl\"]\n", htp)), 0o644)
+	b := &node{name: "b", data: filepath.Join(dir, "b", "data"), cfg: gcCfg, addr: freeAddr(t), args: []string{"--config", bCfg}}
+	replCfg := func(user, pass string) string {
+		p := filepath.Join(dir, user+".toml")
+		os.WriteFile(p, []byte(fmt.Sprintf("[[peer]]\nname = \"b\"\nurl = \"http://%s\"\nusername = %q\npassword = %q\n", b.addr, user, pass)), 0o644)
+		return p
+	}
+	a := &node{name: "a", data: filepath.Join(dir, "a", "data"), cfg: gcCfg, addr: freeAddr(t),
+		args: []string{"--replication-config", replCfg("ci", "ci-pass")}}
+	b.start(t, bin)
+	a.start(t, bin)
+	t.Cleanup(func() {
+		for _, n := range []*node{a, b} {
+			if n.srv.cmd.ProcessState == nil {
+				n.srv.kill(t)
+			}
+		}
+	})
+	img := killImage(t, 42)
+	pushTo(t, img, a, "app/auth:v1")
+	waitFor(t, "a refused by b", 30*time.Second, func() bool {
+		st := a.status(t)
+		return len(st) == 1 && st[0].Errors > 0 && strings.Contains(st[0].LastError, "403")
+	})
+	ref, _ := name.ParseReference(b.addr+"/app/auth:v1", name.Insecure)
+	auth := remote.WithAuth(&authn.Basic{Username: "ci", Password: "ci-pass"})
+	if _, err := remote.Head(ref, auth); err == nil {
+		t.Fatal("the image reached b with a non-admin's credentials")
+	}
+	a.srv.stop(t)
+	a.args = []string{"--replication-config", replCfg("repl", "repl-pass")}
+	a.start(t, bin)
+	a.drained(t, 60*time.Second)
+	got, err := remote.Image(ref, auth)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := img.RawManifest()
+	if raw, _ := got.RawManifest(); !bytes.Equal(raw, want) {
+		t.Fatal("manifest differs on b")
+	}
+	// Without credentials the endpoints answer 401.
+	resp, err := http.Post("http://"+b.addr+replication.PathPrefix+"chunks/check", "application/json", strings.NewReader(`{"ids":[]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("anonymous replication request: HTTP %d", resp.StatusCode)
+	}
 }
