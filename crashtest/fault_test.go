@@ -275,18 +275,23 @@ func TestIndexFaultIsFailStop(t *testing.T) {
 	}
 }
 
-func indexFaultTrial(t *testing.T, seed uint64) {
-	rng := rand.New(rand.NewPCG(seed, 2))
-	wl := newWorkload(seed)
-	log := slog.New(slog.DiscardHandler)
-	mem := vfs.NewCrashableMem()
-	f := &faulter{dirs: []string{indexDir}}
-	m := newModel()
-	clk := newClock()
+// indexFaultWorld opens a world on an in-memory FS whose faults strike
+// only under the index.
+func indexFaultWorld(t *testing.T, seed uint64) (wl *workload, log *slog.Logger, mem *vfs.MemFS, f *faulter, m *model, clk *clock, w *world) {
+	t.Helper()
+	wl, log, mem = newWorkload(seed), slog.New(slog.DiscardHandler), vfs.NewCrashableMem()
+	f, m, clk = &faulter{dirs: []string{indexDir}}, newModel(), newClock()
 	w, err := openWorld(hookFS{mem, f}, nil, clk, log)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return wl, log, mem, f, m, clk, w
+}
+
+func indexFaultTrial(t *testing.T, seed uint64) {
+	rng := rand.New(rand.NewPCG(seed, 2))
+	wl, log, mem, f, m, clk, w := indexFaultWorld(t, seed)
+	var err error
 	defer func() { w.close() }()
 	if err := wl.pushImage("keep/a", "base").run(w, m); err != nil {
 		t.Fatal(err)
@@ -360,16 +365,8 @@ func TestIndexFaultStopsBackgroundWork(t *testing.T) {
 	for i := range 12 { // the conversions make 14-16 eligible operations
 		seed := uint64(1100 + i)
 		t.Run(fmt.Sprint(seed), func(t *testing.T) {
-			wl := newWorkload(seed)
-			log := slog.New(slog.DiscardHandler)
-			mem := vfs.NewCrashableMem()
-			f := &faulter{dirs: []string{indexDir}}
-			m := newModel()
-			clk := newClock()
-			w, err := openWorld(hookFS{mem, f}, nil, clk, log)
-			if err != nil {
-				t.Fatal(err)
-			}
+			wl, log, mem, f, m, clk, w := indexFaultWorld(t, seed)
+			var err error
 			defer func() { w.close() }()
 			for _, tag := range []string{"a", "b", "c"} {
 				if err := wl.pushImage("keep/a", tag).run(w, m); err != nil {
