@@ -120,37 +120,38 @@ func BenchmarkConvert(b *testing.B) {
 
 // coldPullLayers are the layer encodings BenchmarkColdPull pulls: the
 // same ~64 MiB tar as each tool writes it (GNU gzip and Python from the
-// host; the test command installs them).
-func coldPullLayers(b *testing.B, tar []byte) []struct {
+// host; the test command installs them). Each blob is made only when its
+// benchmark runs.
+func coldPullLayers(tar []byte) []struct {
 	name string
-	blob []byte
+	blob func(b *testing.B) []byte
 } {
-	zstdLayer := func() []byte {
-		var buf bytes.Buffer
-		w, _ := zstd.NewWriter(&buf)
-		w.Write(tar)
-		w.Close()
-		return buf.Bytes()
-	}()
-	pgzipLayer := func() []byte {
-		var buf bytes.Buffer
-		w := pgzip.NewWriter(&buf)
-		w.Write(tar)
-		w.Close()
-		return buf.Bytes()
-	}()
 	return []struct {
 		name string
-		blob []byte
+		blob func(b *testing.B) []byte
 	}{
-		{"stdlib-gzip1", gzipped(b, tar, 1)},
-		{"stdlib-gzip6", gzipped(b, tar, 6)},
-		{"pgzip", pgzipLayer},
-		{"zstd", zstdLayer},
-		{"gnu-gzip9", tool(b, tar, "gzip", "-9", "-n", "-c")},
-		{"python-zlib6", tool(b, tar, "python3", "-c",
-			"import sys, gzip; sys.stdout.buffer.write(gzip.compress(sys.stdin.buffer.read(), compresslevel=6, mtime=0))")},
-		{"pigz", tool(b, tar, "pigz", "-c")},
+		{"stdlib-gzip1", func(b *testing.B) []byte { return gzipped(b, tar, 1) }},
+		{"stdlib-gzip6", func(b *testing.B) []byte { return gzipped(b, tar, 6) }},
+		{"pgzip", func(b *testing.B) []byte {
+			var buf bytes.Buffer
+			w := pgzip.NewWriter(&buf)
+			w.Write(tar)
+			w.Close()
+			return buf.Bytes()
+		}},
+		{"zstd", func(b *testing.B) []byte {
+			var buf bytes.Buffer
+			w, _ := zstd.NewWriter(&buf)
+			w.Write(tar)
+			w.Close()
+			return buf.Bytes()
+		}},
+		{"gnu-gzip9", func(b *testing.B) []byte { return tool(b, tar, "gzip", "-9", "-n", "-c") }},
+		{"python-zlib6", func(b *testing.B) []byte {
+			return tool(b, tar, "python3", "-c",
+				"import sys, gzip; sys.stdout.buffer.write(gzip.compress(sys.stdin.buffer.read(), compresslevel=6, mtime=0))")
+		}},
+		{"pigz", func(b *testing.B) []byte { return tool(b, tar, "pigz", "-c") }},
 	}
 }
 
@@ -159,55 +160,62 @@ func coldPullLayers(b *testing.B, tar []byte) []struct {
 // CPUs, next to one encode of the same recipe on one goroutine
 // (GOMAXPROCS 1), all in the same run. MB/s are of the compressed blob;
 // cpu-s/op is the process's user+system CPU time per pull (or encode).
+// A layer is made and converted only when one of its benchmarks is
+// selected (-bench BenchmarkColdPull/stdlib-gzip6/).
 func BenchmarkColdPull(b *testing.B) {
 	tar, _ := benchLayer(b)
 	pars := []int{1, 2}
 	if n := runtime.NumCPU(); n > 2 {
 		pars = append(pars, n)
 	}
-	for _, l := range coldPullLayers(b, tar) {
-		e := newConvertEnv(b, ConvertOptions{})
-		d := e.pushBlob("app", l.blob)
-		e.drain()
-		rec, err := e.graph.Blob(d)
-		if err != nil || rec.Kind != refgraph.KindLayer {
-			b.Fatalf("%s: not converted to a layer (kind %d): %v", l.name, rec.Kind, err)
+	for _, l := range coldPullLayers(tar) {
+		b.Run(l.name, func(b *testing.B) { coldPull(b, tar, l.name, l.blob(b), pars) })
+	}
+}
+
+// coldPull converts one layer and runs its encode and pull benchmarks.
+func coldPull(b *testing.B, tar []byte, name string, blob []byte, pars []int) {
+	e := newConvertEnv(b, ConvertOptions{})
+	d := e.pushBlob("app", blob)
+	e.drain()
+	rec, err := e.graph.Blob(d)
+	if err != nil || rec.Kind != refgraph.KindLayer {
+		b.Fatalf("%s: not converted to a layer (kind %d): %v", name, rec.Kind, err)
+	}
+	var enc codec.Encoding
+	if err := json.Unmarshal(rec.Layout.Encoding, &enc); err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("%s: %s, %d checkpoint bytes", name, enc, len(rec.Layout.Checkpoints))
+	b.Run("encode-1core", func(b *testing.B) {
+		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+		b.SetBytes(int64(len(blob)))
+		cpu := cpuTime()
+		for range b.N {
+			w, err := codec.NewWriter(io.Discard, enc)
+			if err != nil {
+				b.Fatal(err)
+			}
+			w.Write(tar)
+			if err := w.Close(); err != nil {
+				b.Fatal(err)
+			}
 		}
-		var enc codec.Encoding
-		if err := json.Unmarshal(rec.Layout.Encoding, &enc); err != nil {
-			b.Fatal(err)
-		}
-		b.Logf("%s: %s, %d checkpoint bytes", l.name, enc, len(rec.Layout.Checkpoints))
-		b.Run(l.name+"/encode-1core", func(b *testing.B) {
-			defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
-			b.SetBytes(int64(len(l.blob)))
+		b.ReportMetric((cpuTime()-cpu).Seconds()/float64(b.N), "cpu-s/op")
+	})
+	for _, par := range pars {
+		b.Run(fmt.Sprintf("pull-par%d", par), func(b *testing.B) {
+			e.close()
+			e.encodePar = par
+			e.open()
+			b.SetBytes(int64(len(blob)))
+			b.ResetTimer()
 			cpu := cpuTime()
 			for range b.N {
-				w, err := codec.NewWriter(io.Discard, enc)
-				if err != nil {
-					b.Fatal(err)
-				}
-				w.Write(tar)
-				if err := w.Close(); err != nil {
-					b.Fatal(err)
-				}
+				pullDiscard(b, e, d)
 			}
 			b.ReportMetric((cpuTime()-cpu).Seconds()/float64(b.N), "cpu-s/op")
 		})
-		for _, par := range pars {
-			b.Run(fmt.Sprintf("%s/pull-par%d", l.name, par), func(b *testing.B) {
-				e.close()
-				e.encodePar = par
-				e.open()
-				b.SetBytes(int64(len(l.blob)))
-				b.ResetTimer()
-				cpu := cpuTime()
-				for range b.N {
-					pullDiscard(b, e, d)
-				}
-				b.ReportMetric((cpuTime()-cpu).Seconds()/float64(b.N), "cpu-s/op")
-			})
-		}
 	}
 }
 
