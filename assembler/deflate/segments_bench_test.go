@@ -96,4 +96,3 @@ func BenchmarkSegments(b *testing.B) {
 		})
 	}
 }
-
