@@ -3,9 +3,12 @@ package deflate
 import (
 	"archive/tar"
 	"bytes"
+	"compress/gzip"
 	"crypto/sha256"
 	"fmt"
+	"io"
 	"math/rand/v2"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -94,5 +97,77 @@ func BenchmarkSegments(b *testing.B) {
 				b.Fatal("output differs")
 			}
 		})
+	}
+}
+
+// BenchmarkSegmentsBusy is BenchmarkSegments at level 6 with and without
+// a neighbour: a goroutine doing what the rest of a cold pull does next
+// to the encoder (inflating a gzip stream of the same tar and hashing
+// it, a streaming pass over memory), on the other core. thread-cpu-s/op
+// is the encoding thread's own CPU time, so the neighbour's work is not
+// in it: what it shows is how much the same encode costs with the
+// neighbour running (cache and core contention), for the one-piece
+// Writer and the segments alike.
+func BenchmarkSegmentsBusy(b *testing.B) {
+	data := benchRootfs()
+	cps := recordCheckpoints(b, 6, data, 4<<20)
+	var gz bytes.Buffer
+	zw, _ := gzip.NewWriterLevel(&gz, 1)
+	zw.Write(data)
+	zw.Close()
+	encode := map[string]func(){
+		"writer": func() {
+			w, _ := NewWriter(io.Discard, 6)
+			w.Write(data)
+			w.Close()
+		},
+		"segments": func() {
+			for _, cp := range cps {
+				if err := EncodeSegment(io.Discard, bytes.NewReader(data), int64(len(data)), cp); err != nil {
+					b.Fatal(err)
+				}
+			}
+		},
+	}
+	for _, busy := range []bool{false, true} {
+		for _, how := range []string{"writer", "segments"} {
+			name := how + "/alone"
+			if busy {
+				name = how + "/neighbour"
+			}
+			b.Run(name, func(b *testing.B) {
+				b.SetBytes(int64(len(data)))
+				stop := make(chan struct{})
+				var wg sync.WaitGroup
+				if busy {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						buf := make([]byte, 256<<10)
+						for {
+							select {
+							case <-stop:
+								return
+							default:
+							}
+							zr, _ := gzip.NewReader(bytes.NewReader(gz.Bytes()))
+							h := sha256.New()
+							io.CopyBuffer(h, zr, buf)
+						}
+					}()
+				}
+				runtime.LockOSThread()
+				var cpu time.Duration
+				for b.Loop() {
+					c := threadCPU()
+					encode[how]()
+					cpu += threadCPU() - c
+				}
+				runtime.UnlockOSThread()
+				close(stop)
+				wg.Wait()
+				b.ReportMetric(cpu.Seconds()/float64(b.N), "thread-cpu-s/op")
+			})
+		}
 	}
 }
