@@ -83,7 +83,8 @@ type run struct {
 }
 
 // getIn returns a buffer of n bytes for a segment's input, reused when
-// one is free. Its content is garbage.
+// one is free. Its content is garbage. Segments differ in length (they
+// end at block boundaries), so a new buffer gets an eighth more room.
 func (r *run) getIn(n int64) []byte {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -94,7 +95,7 @@ func (r *run) getIn(n int64) []byte {
 			return b[:n]
 		}
 	}
-	return make([]byte, n)
+	return make([]byte, n, n+n/8)
 }
 
 // job is one segment's encode.

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"math"
 	"math/bits"
+	"sync"
 )
 
 // Levels 2..9: hash chains over a 64 KiB window that slides by 32 KiB.
@@ -64,6 +65,7 @@ type lazyEngine struct {
 	c *coder
 	p lazyParams
 
+	tables     *lazyTables // window, head, prev and the tokens' array
 	window     *[2 * winSize]byte
 	base       int64 // input offset of window[0]
 	index      int
@@ -96,17 +98,57 @@ type lazyEngine struct {
 }
 
 func newLazyEngine(c *coder, level int) *lazyEngine {
+	return newLazyEngineWith(c, level, &lazyTables{tokens: make([]token, 0, maxBlockTokens+1)})
+}
+
+// newLazyEngineWith is newLazyEngine on tables t, which must be zero (but
+// for the tokens' capacity).
+func newLazyEngineWith(c *coder, level int, t *lazyTables) *lazyEngine {
 	return &lazyEngine{
 		c:         c,
 		p:         lazyLevels[level],
-		window:    new([2 * winSize]byte),
-		head:      new([2 * hashSize]byte),
-		prev:      new([2 * winSize]byte),
-		tokens:    make([]token, 0, maxBlockTokens+1),
+		tables:    t,
+		window:    &t.window,
+		head:      &t.head,
+		prev:      &t.prev,
+		tokens:    t.tokens[:0],
 		length:    minMatch - 1,
 		crossed:   -1,
 		stopIndex: math.MaxInt,
 	}
+}
+
+// lazyTables are a level 2..9 encoder's arrays (about 450 KiB). Segment
+// encodes take them from a pool: a cold pull encodes a segment every few
+// MiB, and fresh tables each time are garbage and page faults.
+type lazyTables struct {
+	window [2 * winSize]byte
+	head   [2 * hashSize]byte
+	prev   [2 * winSize]byte
+	tokens []token
+}
+
+var lazyPool sync.Pool
+
+// getLazyTables returns zeroed tables, reused when the pool has some.
+func getLazyTables() *lazyTables {
+	t, _ := lazyPool.Get().(*lazyTables)
+	if t == nil {
+		return &lazyTables{tokens: make([]token, 0, maxBlockTokens+1)}
+	}
+	clear(t.window[:])
+	clear(t.head[:])
+	clear(t.prev[:])
+	return t
+}
+
+// release gives the engine's tables back to the pool; the engine must
+// not be used afterwards.
+func (e *lazyEngine) release() {
+	t := e.tables
+	e.tables, e.window, e.head, e.prev = nil, nil, nil, nil
+	t.tokens = e.tokens[:0]
+	lazyPool.Put(t)
 }
 
 func hash4(b []byte) uint32 {
