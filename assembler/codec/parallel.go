@@ -73,6 +73,29 @@ type run struct {
 	owned   int // slots held, the caller's included
 	max     int
 	err     error // first failure, or errDone
+
+	// Buffers done with, for reuse within this run: output chunks the
+	// writer has written, and segment inputs whose encoder has finished.
+	// A run allocates about as many as it holds at its busiest instead of
+	// one per 64 KiB of output and one per segment.
+	freeOut [][]byte
+	freeIn  [][]byte
+}
+
+// getIn returns a buffer of n bytes for a segment's input, reused when
+// one is free. Its content is garbage. Segments differ in length (they
+// end at block boundaries), so a new buffer gets an eighth more room.
+func (r *run) getIn(n int64) []byte {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for len(r.freeIn) > 0 {
+		b := r.freeIn[len(r.freeIn)-1]
+		r.freeIn = r.freeIn[:len(r.freeIn)-1]
+		if int64(cap(b)) >= n {
+			return b[:n]
+		}
+	}
+	return make([]byte, n, n+n/8)
 }
 
 // job is one segment's encode.
@@ -103,8 +126,10 @@ func (r *run) dispatch(src io.Reader, first int) {
 	var prevFrom int64
 	for i := first; i < len(segs); i++ {
 		s := segs[i]
-		// Read the input first (no slot needed), then wait for room.
-		buf := make([]byte, s.To-s.From)
+		// Read the input first (no slot needed), then wait for room. A
+		// reused buffer may be prev itself (its encoder done): copy
+		// moves the overlap down within it.
+		buf := r.getIn(s.To - s.From)
 		have := 0
 		if prev != nil && s.From < prevFrom+int64(len(prev)) {
 			have = copy(buf, prev[s.From-prevFrom:])
@@ -152,11 +177,27 @@ func (r *run) dispatch(src io.Reader, first int) {
 			err := r.p.EncodeSegment(r.ctx, i, jobWriter{r, j}, buf)
 			r.mu.Lock()
 			j.done, j.err = true, err
+			r.freeIn = append(r.freeIn, buf)
 			r.running--
 			r.cond.Broadcast()
 			r.mu.Unlock()
 		}()
 	}
+}
+
+// chunkSize is the size of the pieces a segment's output is collected in.
+const chunkSize = 64 << 10
+
+// recycle takes back output chunks the writer has written: the splicer
+// keeps no reference to them (it copies the byte it holds back).
+func (r *run) recycle(chunks [][]byte) {
+	r.mu.Lock()
+	for _, c := range chunks {
+		if cap(c) == chunkSize {
+			r.freeOut = append(r.freeOut, c)
+		}
+	}
+	r.mu.Unlock()
 }
 
 // jobWriter collects a segment's output for the writer.
@@ -176,9 +217,14 @@ func (w jobWriter) Write(b []byte) (int, error) {
 	if n := len(w.j.chunks); n > 0 && cap(w.j.chunks[n-1])-len(w.j.chunks[n-1]) >= len(b) {
 		w.j.chunks[n-1] = append(w.j.chunks[n-1], b...)
 	} else {
-		c := make([]byte, len(b), max(len(b), 64<<10))
-		copy(c, b)
-		w.j.chunks = append(w.j.chunks, c)
+		var c []byte
+		if n := len(w.r.freeOut); n > 0 && len(b) <= chunkSize {
+			c = w.r.freeOut[n-1][:0]
+			w.r.freeOut = w.r.freeOut[:n-1]
+		} else {
+			c = make([]byte, 0, max(len(b), chunkSize))
+		}
+		w.j.chunks = append(w.j.chunks, append(c, b...))
 	}
 	w.r.cond.Broadcast()
 	return len(b), nil
@@ -214,6 +260,7 @@ func (r *run) write(dst io.Writer, first int) error {
 					return err
 				}
 			}
+			r.recycle(chunks)
 			if jerr != nil {
 				return jerr
 			}

@@ -21,12 +21,14 @@ type bitWriter struct {
 
 const bitBufSize = 16 << 10
 
-func newBitWriter(w io.Writer, startBit int64) *bitWriter {
+// newBitWriter returns a bit writer whose output buffer is buf (empty,
+// with a capacity of at least bitBufSize+64).
+func newBitWriter(w io.Writer, startBit int64, buf []byte) *bitWriter {
 	return &bitWriter{
 		w:     w,
 		nacc:  uint(startBit & 7),
 		start: startBit &^ 7,
-		buf:   make([]byte, 0, bitBufSize+64),
+		buf:   buf,
 	}
 }
 

@@ -191,7 +191,13 @@ type coder struct {
 }
 
 func newCoder(w io.Writer, level int, startBit int64) *coder {
-	bw := newBitWriter(w, startBit)
+	return newCoderBuf(w, level, startBit, make([]byte, 0, bitBufSize+64))
+}
+
+// newCoderBuf is newCoder with the bit writer's output buffer (empty,
+// with a capacity of at least bitBufSize+64).
+func newCoderBuf(w io.Writer, level int, startBit int64, buf []byte) *coder {
+	bw := newBitWriter(w, startBit, buf)
 	return &coder{level: level, bw: bw, blk: newBlockWriter(bw), stopAt: -1}
 }
 

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"math"
 	"math/bits"
+	"sync"
 )
 
 // Levels 2..9: hash chains over a 64 KiB window that slides by 32 KiB.
@@ -53,14 +54,18 @@ var lazyLevels = [10]lazyParams{
 // The window holds input [base, base+end); index is the next position to
 // encode. head[h] is the most recent hashed position with hash h and
 // prev[i&winMask] the one before i with the same hash, both stored as
-// window index + hashOff (0: none), so that a slide only moves hashOff.
-// A chain entry is usable while it is within 32 KiB of the position and
-// not before the window: the slide phase decides which old positions are
+// window index + 1 (0: none) in 16 bits, and moved down with the window
+// at each slide (compress/flate stores 32-bit positions plus an offset
+// instead; the chains are the same, and the tables take 320 KiB instead
+// of 640, which matters when the encoder shares a core's caches). A chain
+// entry is usable while it is within 32 KiB of the position and not
+// before the window: the slide phase decides which old positions are
 // still candidates, which is why checkpoints carry it.
 type lazyEngine struct {
 	c *coder
 	p lazyParams
 
+	tables     *lazyTables // window, head, prev and the tokens' array
 	window     *[2 * winSize]byte
 	base       int64 // input offset of window[0]
 	index      int
@@ -71,10 +76,10 @@ type lazyEngine struct {
 	length        int  // lazy: the match found at index-1
 	offset        int
 
-	head     *[hashSize]uint32
-	prev     *[winSize]uint32
-	hashOff  int
-	rebaseAt int // hashOff beyond which stored values are rebased
+	// head and prev hold 16-bit little-endian entries, as bytes so that a
+	// slide can move four at a time.
+	head *[2 * hashSize]byte
+	prev *[2 * winSize]byte
 
 	tokens []token
 
@@ -93,19 +98,57 @@ type lazyEngine struct {
 }
 
 func newLazyEngine(c *coder, level int) *lazyEngine {
+	return newLazyEngineWith(c, level, &lazyTables{tokens: make([]token, 0, maxBlockTokens+1)})
+}
+
+// newLazyEngineWith is newLazyEngine on tables t, which must be zero (but
+// for the tokens' capacity).
+func newLazyEngineWith(c *coder, level int, t *lazyTables) *lazyEngine {
 	return &lazyEngine{
 		c:         c,
 		p:         lazyLevels[level],
-		window:    new([2 * winSize]byte),
-		head:      new([hashSize]uint32),
-		prev:      new([winSize]uint32),
-		hashOff:   1,
-		rebaseAt:  1 << 30,
-		tokens:    make([]token, 0, maxBlockTokens+1),
+		tables:    t,
+		window:    &t.window,
+		head:      &t.head,
+		prev:      &t.prev,
+		tokens:    t.tokens[:0],
 		length:    minMatch - 1,
 		crossed:   -1,
 		stopIndex: math.MaxInt,
 	}
+}
+
+// lazyTables are a level 2..9 encoder's arrays (about 450 KiB). Segment
+// encodes take them from a pool: a cold pull encodes a segment every few
+// MiB, and fresh tables each time are garbage and page faults.
+type lazyTables struct {
+	window [2 * winSize]byte
+	head   [2 * hashSize]byte
+	prev   [2 * winSize]byte
+	tokens []token
+}
+
+var lazyPool sync.Pool
+
+// getLazyTables returns zeroed tables, reused when the pool has some.
+func getLazyTables() *lazyTables {
+	t, _ := lazyPool.Get().(*lazyTables)
+	if t == nil {
+		return &lazyTables{tokens: make([]token, 0, maxBlockTokens+1)}
+	}
+	clear(t.window[:])
+	clear(t.head[:])
+	clear(t.prev[:])
+	return t
+}
+
+// release gives the engine's tables back to the pool; the engine must
+// not be used afterwards.
+func (e *lazyEngine) release() {
+	t := e.tables
+	e.tables, e.window, e.head, e.prev = nil, nil, nil, nil
+	t.tokens = e.tokens[:0]
+	lazyPool.Put(t)
 }
 
 func hash4(b []byte) uint32 {
@@ -115,9 +158,9 @@ func hash4(b []byte) uint32 {
 // insert hashes position i and returns the previous head of its chain.
 func (e *lazyEngine) insert(i int) int {
 	h := hash4(e.window[i:])
-	old := e.head[h]
-	e.prev[i&winMask] = old
-	e.head[h] = uint32(i + e.hashOff)
+	old := binary.LittleEndian.Uint16(e.head[2*h:])
+	binary.LittleEndian.PutUint16(e.prev[2*(i&winMask):], old)
+	binary.LittleEndian.PutUint16(e.head[2*h:], uint16(i+1))
 	return int(old)
 }
 
@@ -145,26 +188,22 @@ func (e *lazyEngine) slide() {
 	}
 	e.base += winSize
 	e.crossed = -1
-	e.hashOff += winSize
-	if e.hashOff > e.rebaseAt {
-		e.rebase()
-	}
+	slideTable(e.head[:])
+	slideTable(e.prev[:])
 }
 
-// rebase subtracts hashOff-1 from every stored position: those still in
-// the window stay the same window index, older ones become "none".
-func (e *lazyEngine) rebase() {
-	delta := uint32(e.hashOff - 1)
-	for _, t := range [][]uint32{e.head[:], e.prev[:]} {
-		for i, v := range t {
-			if v > delta {
-				t[i] = v - delta
-			} else {
-				t[i] = 0
-			}
-		}
+// slideTable moves the positions in t down by winSize: a stored v (window
+// index + 1, at most 2*winSize-minMatch+1) becomes v-winSize when its
+// position stays in the window (v > winSize), else 0 ("none"). v >
+// winSize is v's top bit set with more below it, so four entries at a
+// time: keep the low 15 bits where the top bit is set.
+func slideTable(t []byte) {
+	const top = 0x8000_8000_8000_8000
+	for ; len(t) >= 8; t = t[8:] {
+		x := binary.LittleEndian.Uint64(t)
+		m := x & top
+		binary.LittleEndian.PutUint64(t, x&(m-m>>15))
 	}
-	e.hashOff = 1
 }
 
 func (e *lazyEngine) step(sync bool) {
@@ -256,8 +295,8 @@ func (e *lazyEngine) encodeLazy(sync bool) {
 		prevLength, prevOffset := e.length, e.offset
 		e.length, e.offset = minMatch-1, 0
 		minIndex := max(e.index-winSize, 0)
-		if chain-e.hashOff >= minIndex && lookahead > prevLength && prevLength < e.p.lazy {
-			if l, o, ok := e.findMatch(e.index, chain-e.hashOff, lookahead); ok {
+		if chain-1 >= minIndex && lookahead > prevLength && prevLength < e.p.lazy {
+			if l, o, ok := e.findMatch(e.index, chain-1, lookahead); ok {
 				e.length, e.offset = l, o
 			}
 		}
@@ -308,8 +347,8 @@ func (e *lazyEngine) encodeGreedy(sync bool) {
 		}
 		e.length, e.offset = minMatch-1, 0
 		minIndex := max(e.index-winSize, 0)
-		if chain-e.hashOff >= minIndex && lookahead > minMatch-1 {
-			if l, o, ok := e.findMatch(e.index, chain-e.hashOff, lookahead); ok {
+		if chain-1 >= minIndex && lookahead > minMatch-1 {
+			if l, o, ok := e.findMatch(e.index, chain-1, lookahead); ok {
 				e.length, e.offset = l, o
 			}
 		}
@@ -370,7 +409,7 @@ func (e *lazyEngine) findMatch(pos, head, lookahead int) (length, offset int, ok
 			// prev[i&winMask] already holds pos's own predecessor.
 			break
 		}
-		i = int(e.prev[i&winMask]) - e.hashOff
+		i = int(binary.LittleEndian.Uint16(e.prev[2*(i&winMask):])) - 1
 		if i < minIndex || i < 0 {
 			break
 		}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"sync"
 )
 
 // EncodeSegment writes the encoding of segment cp of the input src (size
@@ -17,7 +18,12 @@ func EncodeSegment(dst io.Writer, src io.ReaderAt, size int64, cp Checkpoint) er
 	if cp.End > size {
 		return fmt.Errorf("%w: segment ends at %d, input has %d bytes", ErrMismatch, cp.End, size)
 	}
-	hist := make([]byte, cp.HistoryLen())
+	if err := cp.validate(); err != nil {
+		return err
+	}
+	hp := histPool.Get().(*[winSize]byte)
+	defer histPool.Put(hp)
+	hist := hp[:cp.HistoryLen()]
 	if n, err := src.ReadAt(hist, cp.In-int64(len(hist))); n < len(hist) {
 		if err == nil {
 			err = io.ErrUnexpectedEOF
@@ -26,6 +32,14 @@ func EncodeSegment(dst io.Writer, src io.ReaderAt, size int64, cp Checkpoint) er
 	}
 	return ResumeSegment(dst, cp, hist, io.NewSectionReader(src, cp.In, size-cp.In))
 }
+
+// histPool holds EncodeSegment's history buffers, and bitPool the bit
+// writers' output buffers of segment encodes: a cold pull encodes a
+// segment every few MiB.
+var (
+	histPool = sync.Pool{New: func() any { return new([winSize]byte) }}
+	bitPool  = sync.Pool{New: func() any { b := make([]byte, 0, bitBufSize+64); return &b }}
+)
 
 // ResumeSegment is [EncodeSegment] for a caller that streams the input:
 // history is the cp.HistoryLen() bytes before cp.In, input the input from
@@ -42,7 +56,13 @@ func ResumeSegment(dst io.Writer, cp Checkpoint, history []byte, input io.Reader
 	if !cp.Final {
 		r.limit += Lookahead
 	}
-	r.c = newCoder(dst, cp.Level, cp.Bit)
+	bp := bitPool.Get().(*[]byte)
+	r.c = newCoderBuf(dst, cp.Level, cp.Bit, (*bp)[:0])
+	defer func() {
+		*bp = r.c.bw.buf[:0]
+		r.c.bw.buf = nil
+		bitPool.Put(bp)
+	}()
 	if !cp.Final {
 		r.c.stopAt = cp.End // stop after the block that ends there
 	}
@@ -184,7 +204,8 @@ func (r *resumer) runBlocks(eng blockEngine) error {
 // runLazy drives the hash-chain engine (levels 2..9).
 func (r *resumer) runLazy(history []byte) error {
 	cp := r.cp
-	e := newLazyEngine(r.c, cp.Level)
+	e := newLazyEngineWith(r.c, cp.Level, getLazyTables())
+	defer e.release()
 	r.c.eng = e
 	phase := int(cp.st.phase)
 	e.base = cp.In - int64(phase)
