@@ -67,6 +67,9 @@ type Options struct {
 	// Auth, if set, decides who may do what (guard.go); nil: everyone
 	// everything.
 	Auth *auth.Authenticator
+	// Redirect, if set, lets blob GETs be answered with a 307 to a cache
+	// bucket or CDN (redirect.go).
+	Redirect Redirector
 }
 
 type server struct {
@@ -76,6 +79,7 @@ type server struct {
 	ioTimeout time.Duration
 	manifests chan struct{} // semaphore of manifest pushes in flight
 	auth      *auth.Authenticator
+	redirect  Redirector
 }
 
 // name matches any path segments; handlers validate it against the spec's
@@ -94,7 +98,7 @@ func NewHandler(reg Registry, opts Options) http.Handler {
 		opts.MaxManifestsInFlight = max(4, 2*runtime.GOMAXPROCS(0))
 	}
 	s := &server{reg: reg, log: opts.Logger, maxMan: opts.MaxManifestSize, ioTimeout: opts.IOTimeout,
-		manifests: make(chan struct{}, opts.MaxManifestsInFlight), auth: opts.Auth}
+		manifests: make(chan struct{}, opts.MaxManifestsInFlight), auth: opts.Auth, redirect: opts.Redirect}
 	r := mux.NewRouter()
 	// Match on the escaped path and never clean it: "..%2f.." stays inside
 	// one variable (a tag, a digest, an upload id), where validation
@@ -310,6 +314,9 @@ func (s *server) getBlob(w http.ResponseWriter, r *http.Request, repo string) er
 		w.Header().Set("Content-Range", fmt.Sprintf("bytes */%d", size))
 		return err
 	}
+	if s.redirected(w, r, d, size) { // redirect.go
+		return nil
+	}
 	// Open before any header describes the blob: garbage collection may
 	// remove the link between the stat and the open, and the answer must
 	// then be a clean error, not a 404 claiming the blob's length.
@@ -342,6 +349,9 @@ func (s *server) getBlob(w http.ResponseWriter, r *http.Request, repo string) er
 			s.log.Error("blob read failed mid-response; aborting", "repo", repo, "digest", d, "err", err)
 		}
 		panic(http.ErrAbortHandler)
+	}
+	if !partial {
+		s.servedWhole(repo, d, size) // redirect.go
 	}
 	return nil
 }

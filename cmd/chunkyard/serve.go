@@ -61,7 +61,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	var rf replFlags
 	addReplFlags(fs, &rf) // replicate.go
 	var sec secFlags
-	addSecFlags(fs, &sec)                           // servesec.go
+	addSecFlags(fs, &sec) // servesec.go
+	var rdf redirectFlags
+	addRedirectFlags(fs, &rdf)                      // redirect.go
 	fc, err := loadConfigFile(fs, configPath(args)) // config.go
 	if err != nil {
 		return err
@@ -314,7 +316,16 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		log.Info("serving pprof", "addr", dln.Addr().String())
 	}
 
-	var api http.Handler = ocihttp.NewHandler(svc, ocihttp.Options{Logger: log, MaxManifestSize: *maxManifest, IOTimeout: *ioTimeout, Auth: authn})
+	apiOpts := ocihttp.Options{Logger: log, MaxManifestSize: *maxManifest, IOTimeout: *ioTimeout, Auth: authn}
+	rcache, err := openRedirect(ctx, rdf, sf, log) // redirect.go
+	if err != nil {
+		return err
+	}
+	if rcache != nil {
+		defer rcache.Close() // its uploads read the data dir: before it closes
+		apiOpts.Redirect = rcache
+	}
+	var api http.Handler = ocihttp.NewHandler(svc, apiOpts)
 	uploadLim := newUploadLimiter(sec.maxUploads, sec.maxUploadBytes, filepath.Join(sf.data, "uploads"))
 	go uploadLim.run(bg.Done())
 	api = uploadLim.wrap(api)
