@@ -28,19 +28,27 @@ func addRedirectFlags(fs *flag.FlagSet, f *redirectFlags) {
 	fs.Var((*byteSize)(&f.minSize), "redirect-min-size", "smaller blobs are always served directly")
 }
 
+// check validates the flags before anything is opened.
+func (f redirectFlags) check() error {
+	if f.bucket == "" && (f.baseURL != "" || f.prefix != "") {
+		return fmt.Errorf("--redirect-base-url and --redirect-s3-prefix need --redirect-s3-bucket")
+	}
+	if f.ttl <= 0 || f.ttl > 7*24*time.Hour {
+		return fmt.Errorf("--redirect-ttl %s: must be positive and at most 7 days (S3's limit)", f.ttl)
+	}
+	if f.baseURL != "" {
+		if u, err := url.Parse(f.baseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("--redirect-base-url %q: want an http(s) URL", f.baseURL)
+		}
+	}
+	return nil
+}
+
 // openRedirect returns the redirect cache, nil when --redirect-s3-bucket is
 // not set.
 func openRedirect(ctx context.Context, f redirectFlags, sf storeFlags, log *slog.Logger) (*redirect.Cache, error) {
 	if f.bucket == "" {
 		return nil, nil
-	}
-	if f.ttl <= 0 || f.ttl > 7*24*time.Hour {
-		return nil, fmt.Errorf("--redirect-ttl %s: must be positive and at most 7 days (S3's limit)", f.ttl)
-	}
-	if f.baseURL != "" {
-		if u, err := url.Parse(f.baseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return nil, fmt.Errorf("--redirect-base-url %q: want an http(s) URL", f.baseURL)
-		}
 	}
 	o := sf.s3
 	o.Bucket, o.Prefix = f.bucket, f.prefix

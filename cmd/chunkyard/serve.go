@@ -100,6 +100,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err := sec.check(); err != nil {
 		return err
 	}
+	if err := rdf.check(); err != nil {
+		return err
+	}
 	authn, err := newAuth(&sec, fc, log)
 	if err != nil {
 		return err
