@@ -234,7 +234,7 @@ func (s *server) ref(t *testing.T, ref string) name.Reference {
 	return r
 }
 
-func (s *server) kill(t *testing.T) {
+func (s *server) kill(t testing.TB) {
 	s.cmd.Process.Signal(syscall.SIGKILL)
 	<-s.done
 }

@@ -53,7 +53,7 @@ func (p *statusProxy) host() string { return strings.TrimPrefix(p.srv.URL, "http
 
 // redirectImage is an image of a large layer (redirected once cached) and a
 // small one (below --redirect-min-size: always served directly).
-func redirectImage(t *testing.T, bigSize int) (v1.Image, []byte, []byte) {
+func redirectImage(t testing.TB, bigSize int) (v1.Image, []byte, []byte) {
 	big, small := gzLayer(t, 51, bigSize), gzLayer(t, 52, 64<<10)
 	img, err := mutate.AppendLayers(empty.Image,
 		static.NewLayer(big, types.DockerLayer), static.NewLayer(small, types.DockerLayer))
@@ -87,6 +87,10 @@ func getNoFollow(t *testing.T, u, user, pass string, hdr ...string) *http.Respon
 // startRedirectNode starts chunkyard with htpasswd auth and redirects to
 // the versitygw bucket s.
 func startRedirectNode(t *testing.T, s *s3test.Server, extra ...string) *node {
+	return startRedirectNodeTB(t, s, extra...)
+}
+
+func startRedirectNodeTB(t testing.TB, s *s3test.Server, extra ...string) *node {
 	t.Setenv("AWS_ACCESS_KEY_ID", s.AccessKey)
 	t.Setenv("AWS_SECRET_ACCESS_KEY", s.SecretKey)
 	t.Setenv("AWS_REGION", s.Region)

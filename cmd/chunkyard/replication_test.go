@@ -146,7 +146,7 @@ var (
 	replBinErr  error
 )
 
-func chunkyardBinary(t *testing.T) string {
+func chunkyardBinary(t testing.TB) string {
 	if bin := os.Getenv("CHUNKYARD_BIN"); bin != "" {
 		return bin
 	}
@@ -175,7 +175,7 @@ type node struct {
 	srv                   *server
 }
 
-func (n *node) start(t *testing.T, bin string) {
+func (n *node) start(t testing.TB, bin string) {
 	t.Helper()
 	s := &server{addr: n.addr, log: &logBuffer{}, done: make(chan error, 1)}
 	args := append([]string{"serve", "--addr", n.addr, "--data", n.data, "--gc-config", n.cfg,
