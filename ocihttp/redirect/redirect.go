@@ -36,7 +36,8 @@ const (
 	// negativeTTL is how long a HEAD that found no object is believed.
 	negativeTTL = 30 * time.Second
 	headTimeout = 5 * time.Second
-	uploads     = 2 // background uploads at once; more are dropped (retried on a later GET)
+	maxMissing  = 10000 // negative notes kept
+	uploads     = 2     // background uploads at once; more are dropped (retried on a later GET)
 )
 
 // Options configure New.
@@ -146,12 +147,11 @@ func (c *Cache) Location(ctx context.Context, d digest.Digest, size int64) (stri
 		got, err := c.b.Stat(hctx, n)
 		cancel()
 		c.mu.Lock()
-		switch {
-		case err == nil && got == size:
+		if err == nil && got == size {
 			c.have[d] = true
 			delete(c.missing, d)
-		case err == nil || errors.Is(err, chunkstore.ErrNotExist):
-			c.missing[d] = time.Now()
+		} else { // absent, partial, or the bucket is down: ask again later
+			c.markMissing(d)
 		}
 		have = c.have[d]
 		c.mu.Unlock()
@@ -178,6 +178,22 @@ func (c *Cache) Location(ctx context.Context, d digest.Digest, size int64) (stri
 	}
 	c.redirects.Add(1)
 	return url, true
+}
+
+// markMissing notes that a HEAD did not find d; c.mu is held. Old notes
+// are dropped when there are many.
+func (c *Cache) markMissing(d digest.Digest) {
+	if len(c.missing) >= maxMissing {
+		for k, t := range c.missing {
+			if time.Since(t) >= negativeTTL {
+				delete(c.missing, k)
+			}
+		}
+		if len(c.missing) >= maxMissing {
+			clear(c.missing)
+		}
+	}
+	c.missing[d] = time.Now()
 }
 
 // Served tells the cache the blob d of size bytes was just served whole:
