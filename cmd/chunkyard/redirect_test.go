@@ -212,4 +212,16 @@ func TestBlobRedirect(t *testing.T) {
 	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusOK {
 		t.Fatalf("HEAD: %v %v", resp, err)
 	}
+
+	// A second node on the same bucket, with a CDN in front: it finds the
+	// object the first uploaded (HEAD) and redirects to the CDN's URL.
+	n2 := startRedirectNode(t, s, "--redirect-base-url", "https://cdn.example/")
+	ref2, _ := name.ParseReference(n2.addr+"/app/edge:v1", name.Insecure)
+	if err := remote.Write(ref2, img, remote.WithAuth(ci)); err != nil {
+		t.Fatal(err)
+	}
+	resp = getNoFollow(t, "http://"+n2.addr+"/v2/app/edge/blobs/"+bigD.String(), "ci", "ci-pass")
+	if want := "https://cdn.example/edge/blobs/sha256/" + bigD.Hex; resp.StatusCode != http.StatusTemporaryRedirect || resp.Header.Get("Location") != want {
+		t.Fatalf("CDN node: HTTP %d Location %q, want 307 to %s", resp.StatusCode, resp.Header.Get("Location"), want)
+	}
 }
