@@ -111,6 +111,8 @@ func New(ctx context.Context, opts Options) (*Cache, error) {
 func (c *Cache) Close() {
 	c.stop()
 	c.wg.Wait()
+	r, u := c.Stats()
+	c.log.Info("redirect cache closed", "redirects", r, "uploaded", u)
 }
 
 // Stats returns how many redirects were answered and blobs uploaded.
