@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/chunkyard/chunkyard/ocihttp/redirect"
@@ -50,6 +51,10 @@ func openRedirect(ctx context.Context, f redirectFlags, sf storeFlags, log *slog
 	if f.bucket == "" {
 		return nil, nil
 	}
+	if sf.storage == "s3" && f.bucket == sf.s3.Bucket && underPrefix(f.prefix, sf.s3.Prefix) {
+		// The pack store's usage would count the cached blobs.
+		return nil, fmt.Errorf("--redirect-s3-prefix %q is under the packs' --s3-prefix %q in the same bucket: use one outside it", f.prefix, sf.s3.Prefix)
+	}
 	o := sf.s3
 	o.Bucket, o.Prefix = f.bucket, f.prefix
 	c, err := redirect.New(ctx, redirect.Options{S3: o, TTL: f.ttl, BaseURL: f.baseURL, MinSize: max(f.minSize, 1), Logger: log})
@@ -57,4 +62,17 @@ func openRedirect(ctx context.Context, f redirectFlags, sf storeFlags, log *slog
 		return nil, fmt.Errorf("--redirect-s3-bucket: %w", err)
 	}
 	return c, nil
+}
+
+// underPrefix says whether keys under prefix p are also under prefix
+// outer (both taken as directories: "a" is "a/").
+func underPrefix(p, outer string) bool {
+	dir := func(s string) string {
+		s = strings.Trim(s, "/")
+		if s == "" {
+			return ""
+		}
+		return s + "/"
+	}
+	return strings.HasPrefix(dir(p), dir(outer))
 }

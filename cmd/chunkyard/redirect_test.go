@@ -225,3 +225,17 @@ func TestBlobRedirect(t *testing.T) {
 		t.Fatalf("CDN node: HTTP %d Location %q, want 307 to %s", resp.StatusCode, resp.Header.Get("Location"), want)
 	}
 }
+
+func TestRedirectPrefixUnderPacks(t *testing.T) {
+	for _, c := range []struct {
+		p, outer string
+		want     bool
+	}{
+		{"edge", "", true}, {"edge", "packs", false}, {"packs/edge", "packs/", true},
+		{"packs-edge", "packs", false}, {"", "packs", false}, {"", "", true},
+	} {
+		if got := underPrefix(c.p, c.outer); got != c.want {
+			t.Errorf("underPrefix(%q, %q) = %v", c.p, c.outer, got)
+		}
+	}
+}
