@@ -3,6 +3,7 @@ package refgraph
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -17,6 +18,9 @@ type usageModel struct {
 	blobs   map[digest.Digest][]chunkstore.ID // chunks of each blob
 	pending map[digest.Digest]int64           // pending blobs' sizes
 	links   map[string]map[digest.Digest]bool // what each repository links
+	// manifests is what each repository holds as a manifest: unlinking a
+	// blob link to the same digest leaves the manifest holding it.
+	manifests map[string]map[digest.Digest]bool
 }
 
 // expected computes usage per holder from the model: for each chunk (and
@@ -78,7 +82,8 @@ func TestStorageUsage(t *testing.T) {
 	g := openTest(t)
 	r := rand.New(rand.NewPCG(7, 7))
 	m := &usageModel{stored: map[chunkstore.ID]int64{}, blobs: map[digest.Digest][]chunkstore.ID{},
-		pending: map[digest.Digest]int64{}, links: map[string]map[digest.Digest]bool{}}
+		pending: map[digest.Digest]int64{}, links: map[string]map[digest.Digest]bool{},
+		manifests: map[string]map[digest.Digest]bool{}}
 	repos := []string{"a/x", "a/y", "a/y/z", "a-b/w", "b/q", "c"}
 	link := func(repo string, d digest.Digest) {
 		if m.links[repo] == nil {
@@ -134,21 +139,29 @@ func TestStorageUsage(t *testing.T) {
 			if err := g.PutManifest(repo, Manifest{Digest: d, MediaType: "x", Size: 10}, "", chunks); err != nil {
 				t.Fatal(err)
 			}
+			if m.manifests[repo] == nil {
+				m.manifests[repo] = map[digest.Digest]bool{}
+			}
+			m.manifests[repo][d] = true
 		} else if err := g.CommitBlob(repo, d, 10, chunks); err != nil {
 			t.Fatal(err)
 		}
 		m.blobs[d] = ids
 		link(repo, d)
 	}
-	// Unlink a few blobs: what only they held is unattributed.
-	for repo, ds := range m.links {
-		for d := range ds {
+	// Unlink a few blobs: what only they held is unattributed. Sorted, so
+	// that the seed alone decides which.
+	for _, repo := range slices.Sorted(maps.Keys(m.links)) {
+		ds := m.links[repo]
+		for _, d := range slices.Sorted(maps.Keys(ds)) {
 			if _, isBlob := m.blobs[d]; r.IntN(5) == 0 && (isBlob || m.pending[d] > 0) {
 				if ok, _ := g.Linked(repo, d); ok {
 					if err := g.UnlinkBlob(repo, d); err != nil {
 						t.Fatal(err)
 					}
-					delete(ds, d)
+					if !m.manifests[repo][d] { // a manifest there still holds it
+						delete(ds, d)
+					}
 				}
 			}
 		}
