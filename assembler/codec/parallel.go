@@ -21,15 +21,19 @@ type Slots interface {
 // and, past the first, slots taken from slots without waiting; nil
 // slots: no bound but workers). src is the raw input from
 // Segments()[first].From on, read once, in order. Segments are written in
-// order, the one being written as it comes; memory is about workers
-// times a segment's raw input and output.
+// order, the one being written as it comes. Encoders may run up to
+// 2*workers segments ahead of the one being written, so that one whose
+// segment finished early starts the next instead of waiting for the
+// writer; memory is about 2*workers times a segment's raw input and
+// output.
 func (p *Plan) Encode(ctx context.Context, dst io.Writer, src io.Reader, first, workers int, slots Slots) error {
 	if first < 0 || first >= len(p.segs) {
 		return fmt.Errorf("codec: segment %d of %d", first, len(p.segs))
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	r := &run{p: p, ctx: ctx, next: first, jobs: make([]*job, len(p.segs)), owned: 1, max: max(1, workers), slots: slots}
+	workers = max(1, workers)
+	r := &run{p: p, ctx: ctx, next: first, jobs: make([]*job, len(p.segs)), owned: 1, max: workers, ahead: 2 * workers, slots: slots}
 	r.cond.L = &r.mu
 	stop := context.AfterFunc(ctx, func() { r.fail(ctx.Err()) })
 	defer stop()
@@ -71,7 +75,8 @@ type run struct {
 	next    int // the segment being written
 	running int // segment encoders running
 	owned   int // slots held, the caller's included
-	max     int
+	max     int // encoders running at once, at most
+	ahead   int // segments started past the one being written, at most
 	err     error // first failure, or errDone
 
 	// Buffers done with, for reuse within this run: output chunks the
@@ -150,16 +155,14 @@ func (r *run) dispatch(src io.Reader, first int) {
 
 		r.mu.Lock()
 		for r.err == nil {
-			if i < r.next+r.max && r.running < r.owned {
-				break
-			}
-			if i < r.next+r.max && r.owned < r.max && r.slots != nil && r.slots.TryAcquire() {
-				r.owned++
-				break
-			}
-			if i < r.next+r.max && r.owned < r.max && r.slots == nil {
-				r.owned++
-				break
+			if i < r.next+r.ahead {
+				if r.running < r.owned {
+					break
+				}
+				if r.owned < r.max && (r.slots == nil || r.slots.TryAcquire()) {
+					r.owned++
+					break
+				}
 			}
 			r.cond.Wait()
 		}
