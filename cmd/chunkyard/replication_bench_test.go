@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"iter"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -17,6 +18,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/static"
@@ -30,11 +32,14 @@ import (
 // pushed to a. It reports, per push, the time from push acknowledged to
 // the tag resolving on each peer (p50, p99, max), and the bytes over the
 // links against the sum of the new blobs' sizes (what whole-blob
-// replication ships). Runs only with CHUNKYARD_BENCH_REPL=N (rebuilds).
+// replication ships). Runs only with CHUNKYARD_BENCH_REPL set: N, the
+// number of synthetic rebuilds, or the directory scripts/corpus/build
+// wrote (DIR/ENC/rN OCI layouts: every image of every encoding, in that
+// order; CHUNKYARD_BENCH_REPL_ENCODERS and _REBUILDS narrow it).
 func TestBenchReplication(t *testing.T) {
-	n, _ := strconv.Atoi(os.Getenv("CHUNKYARD_BENCH_REPL"))
-	if n <= 0 {
-		t.Skip("set CHUNKYARD_BENCH_REPL=rebuilds to run")
+	images := benchImages(t, os.Getenv("CHUNKYARD_BENCH_REPL"))
+	if images == nil {
+		t.Skip("set CHUNKYARD_BENCH_REPL=rebuilds or =CORPUS_DIR to run")
 	}
 	bin := chunkyardBinary(t)
 	dir := t.TempDir()
@@ -76,32 +81,21 @@ func TestBenchReplication(t *testing.T) {
 		})
 	}
 
-	// The corpus: a base layer (a rootfs-like tree) and an app layer; each
-	// rebuild changes a few files of each and sets new mtimes.
-	base := benchtest.Files(1, 1200, 20<<10) // 24 MiB
-	app := benchtest.Files(2, 200, 20<<10)   // 4 MiB
-	rnd := rand.New(rand.NewPCG(7, 7))
 	seen := map[string]bool{}
 	var whole int64
 	var lags, baseLags []time.Duration
 	var baseBytes int64
-	t0 := time.Unix(1_700_000_000, 0)
-	for i := range n {
-		for range 3 {
-			j := rnd.IntN(len(base))
-			base[j].Data = benchtest.Files(uint64(100+i*10+j), 1, len(base[j].Data))[0].Data
-		}
-		j := rnd.IntN(len(app))
-		app[j].Data = benchtest.Files(uint64(5000+i), 1, len(app[j].Data))[0].Data
-		mtime := t0.Add(time.Duration(i) * time.Hour)
-		img, err := mutate.AppendLayers(empty.Image,
-			static.NewLayer(benchtest.Gzip(t, benchtest.Tar(t, base, mtime), 6), types.OCILayer),
-			static.NewLayer(benchtest.Gzip(t, benchtest.Tar(t, app, mtime), 6), types.OCILayer))
-		if err != nil {
-			t.Fatal(err)
+	var pushed []benchImage // the last image of each repository
+	n := 0
+	for bi := range images {
+		n++
+		img, ref := bi.img, bi.ref
+		if k := len(pushed) - 1; k >= 0 && repoOf(pushed[k].ref) == repoOf(ref) {
+			pushed[k] = bi
+		} else {
+			pushed = append(pushed, bi)
 		}
 		whole += newBytes(t, img, seen)
-		ref := fmt.Sprintf("corpus/app:r%d", i)
 		pushTo(t, img, a, ref)
 		acked := time.Now()
 		want, _ := img.Digest()
@@ -122,7 +116,7 @@ func TestBenchReplication(t *testing.T) {
 		}
 		before := ad.bytes.Load()
 		start := time.Now()
-		dst, err := name.ParseReference(strings.TrimPrefix(ad.srv.URL, "http://")+"/baseline/app:"+ref[strings.Index(ref, ":")+1:], name.Insecure)
+		dst, err := name.ParseReference(strings.TrimPrefix(ad.srv.URL, "http://")+"/baseline/"+ref, name.Insecure)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -132,14 +126,19 @@ func TestBenchReplication(t *testing.T) {
 		baseLags = append(baseLags, time.Since(start))
 		baseBytes += ad.bytes.Load() - before
 	}
-	for _, peer := range []*node{b, c} {
-		sameImage(t, peer, fmt.Sprintf("corpus/app:r%d", n-1), mustImage(t, a, fmt.Sprintf("corpus/app:r%d", n-1)))
+	// Every image's manifest resolved on both peers above, and a peer
+	// indexes a blob only after checking its digest; the last image of
+	// each repository is also pulled whole, byte for byte.
+	for _, bi := range pushed {
+		for _, peer := range []*node{b, c} {
+			sameImage(t, peer, bi.ref, bi.img)
+		}
 	}
 	st := a.status(t)
 	slices.Sort(lags)
 	pct := func(p float64) time.Duration { return lags[min(len(lags)-1, int(p*float64(len(lags))))] }
 	wire := ab.bytes.Load() + ac.bytes.Load()
-	t.Logf("storage of c: %s; %d rebuilds, 2 peers, %d samples", storage, n, len(lags))
+	t.Logf("storage of c: %s; %d images, 2 peers, %d samples", storage, n, len(lags))
 	t.Logf("push-acknowledged to pullable on the peer: p50 %s, p99 %s, max %s",
 		pct(0.5).Round(time.Millisecond), pct(0.99).Round(time.Millisecond), lags[len(lags)-1].Round(time.Millisecond))
 	t.Logf("bytes over the two links %d (%.1f MB); whole-blob replication %d per link, %d for both (%.1f MB); ratio %.2fx",
@@ -178,6 +177,99 @@ func TestBenchReplication(t *testing.T) {
 	for _, l := range strings.Split(string(out), "\n") {
 		if strings.HasPrefix(l, "dedup ratio") || strings.HasPrefix(l, "logical bytes") || strings.HasPrefix(l, "stored bytes") || strings.HasPrefix(l, "replication") {
 			t.Logf("a's stats: %s", l)
+		}
+	}
+}
+
+// benchImage is an image the replication benchmark pushes, and its tag.
+type benchImage struct {
+	ref string
+	img v1.Image
+}
+
+func repoOf(ref string) string { return ref[:strings.LastIndex(ref, ":")] }
+
+// benchImages yields the benchmark's images as spec says (see
+// TestBenchReplication), nil if it says none.
+func benchImages(t *testing.T, spec string) iter.Seq[benchImage] {
+	if st, err := os.Stat(spec); err == nil && st.IsDir() {
+		return corpusImages(t, spec)
+	}
+	n, _ := strconv.Atoi(spec)
+	if n <= 0 {
+		return nil
+	}
+	return func(yield func(benchImage) bool) {
+		// A base layer (a rootfs-like tree) and an app layer; each
+		// rebuild changes a few files of each and sets new mtimes.
+		base := benchtest.Files(1, 1200, 20<<10) // 24 MiB
+		app := benchtest.Files(2, 200, 20<<10)   // 4 MiB
+		rnd := rand.New(rand.NewPCG(7, 7))
+		t0 := time.Unix(1_700_000_000, 0)
+		for i := range n {
+			for range 3 {
+				j := rnd.IntN(len(base))
+				base[j].Data = benchtest.Files(uint64(100+i*10+j), 1, len(base[j].Data))[0].Data
+			}
+			j := rnd.IntN(len(app))
+			app[j].Data = benchtest.Files(uint64(5000+i), 1, len(app[j].Data))[0].Data
+			mtime := t0.Add(time.Duration(i) * time.Hour)
+			img, err := mutate.AppendLayers(empty.Image,
+				static.NewLayer(benchtest.Gzip(t, benchtest.Tar(t, base, mtime), 6), types.OCILayer),
+				static.NewLayer(benchtest.Gzip(t, benchtest.Tar(t, app, mtime), 6), types.OCILayer))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !yield(benchImage{fmt.Sprintf("corpus/app:r%d", i), img}) {
+				return
+			}
+		}
+	}
+}
+
+// corpusImages yields the images of the OCI layouts scripts/corpus/build
+// wrote under dir (dir/ENC/rN), encoding by encoding, rebuilds in order,
+// tagged corpus/ENC:rN.
+func corpusImages(t *testing.T, dir string) iter.Seq[benchImage] {
+	encs := strings.Fields(os.Getenv("CHUNKYARD_BENCH_REPL_ENCODERS"))
+	if len(encs) == 0 {
+		ents, err := os.ReadDir(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range ents {
+			if e.IsDir() {
+				encs = append(encs, e.Name())
+			}
+		}
+	}
+	rebuilds, _ := strconv.Atoi(os.Getenv("CHUNKYARD_BENCH_REPL_REBUILDS"))
+	return func(yield func(benchImage) bool) {
+		for _, enc := range encs {
+			for i := 0; rebuilds <= 0 || i < rebuilds; i++ {
+				p := filepath.Join(dir, enc, fmt.Sprintf("r%d", i))
+				if !fileExists(filepath.Join(p, "index.json")) {
+					if i == 0 {
+						t.Fatalf("%s: no OCI layout", p)
+					}
+					break
+				}
+				idx, err := layout.ImageIndexFromPath(p)
+				if err != nil {
+					t.Fatal(err)
+				}
+				im, err := idx.IndexManifest()
+				if err != nil || len(im.Manifests) != 1 {
+					t.Fatalf("%s: want one image in the layout: %v", p, err)
+				}
+				img, err := idx.Image(im.Manifests[0].Digest)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !yield(benchImage{fmt.Sprintf("corpus/%s:r%d", enc, i), img}) {
+					return
+				}
+			}
 		}
 	}
 }
