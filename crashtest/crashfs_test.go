@@ -27,22 +27,28 @@ type crasher struct {
 	model    *model
 	remote   *remote // nil: none
 	rng      *rand.Rand
-	unsynced int
 
 	gate sync.RWMutex
 	ops  atomic.Int64
 	at   atomic.Int64 // 0: disarmed
 	step atomic.Value // string: the workload step running
 
-	// With a target phase, the power fails at the targetAt-th operation
-	// of that phase instead (see phaseOf).
-	target    string
+	// With a target phase, the power fails at the target's at-th
+	// operation of that phase instead (see phaseOf). Set while the
+	// service's background goroutines (Pebble's among them) run, so read
+	// and written atomically.
+	target    atomic.Pointer[phaseTarget]
 	targetOps atomic.Int64
-	targetAt  int64
 
-	mu     sync.Mutex
-	fired  bool
-	result crashResult
+	mu       sync.Mutex
+	unsynced int // percent of unsynced data the clone keeps
+	fired    bool
+	result   crashResult
+}
+
+type phaseTarget struct {
+	phase string
+	at    int64
 }
 
 // crashResult is the state the power loss left.
@@ -85,15 +91,20 @@ func newCrasher(mem *vfs.MemFS, m *model, rem *remote, rng *rand.Rand) *crasher 
 // arm makes the power fail in n more mutating operations, with unsynced
 // percent of the unsynced data surviving.
 func (c *crasher) arm(n int64, unsynced int) {
+	c.mu.Lock()
 	c.unsynced = unsynced
+	c.mu.Unlock()
 	c.at.Store(c.ops.Load() + n)
 }
 
 // armPhase makes the power fail at the n-th next operation of phase.
 func (c *crasher) armPhase(phase string, n int64, unsynced int) {
+	c.mu.Lock()
 	c.unsynced = unsynced
-	c.target, c.targetAt = phase, n
+	c.mu.Unlock()
+	c.target.Store(nil)
 	c.targetOps.Store(0)
+	c.target.Store(&phaseTarget{phase, n})
 }
 
 func (c *crasher) hasFired() bool {
@@ -142,7 +153,7 @@ func (c *crasher) enter(op string, path string) (error, func()) {
 	n := c.ops.Add(1)
 	phase := phaseOf(c.step.Load().(string), op, path,
 		c.remote != nil && c.remote.puts.Load() > 0, c.remote != nil && c.remote.deleted.Swap(false))
-	if n == c.at.Load() || c.target != "" && phase == c.target && c.targetOps.Add(1) == c.targetAt {
+	if t := c.target.Load(); n == c.at.Load() || t != nil && phase == t.phase && c.targetOps.Add(1) == t.at {
 		c.fire(op, path, phase)
 	}
 	c.gate.RLock()
