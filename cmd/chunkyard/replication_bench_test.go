@@ -246,14 +246,25 @@ func corpusImages(t *testing.T, dir string) iter.Seq[benchImage] {
 	rebuilds, _ := strconv.Atoi(os.Getenv("CHUNKYARD_BENCH_REPL_REBUILDS"))
 	return func(yield func(benchImage) bool) {
 		for _, enc := range encs {
-			for i := 0; rebuilds <= 0 || i < rebuilds; i++ {
-				p := filepath.Join(dir, enc, fmt.Sprintf("r%d", i))
-				if !fileExists(filepath.Join(p, "index.json")) {
-					if i == 0 {
-						t.Fatalf("%s: no OCI layout", p)
-					}
-					break
+			ents, err := os.ReadDir(filepath.Join(dir, enc))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var nums []int
+			for _, e := range ents {
+				if n, err := strconv.Atoi(strings.TrimPrefix(e.Name(), "r")); err == nil && strings.HasPrefix(e.Name(), "r") {
+					nums = append(nums, n)
 				}
+			}
+			slices.Sort(nums)
+			if rebuilds > 0 && len(nums) > rebuilds {
+				nums = nums[:rebuilds]
+			}
+			if len(nums) == 0 {
+				t.Fatalf("%s: no rebuilds (rN OCI layouts)", filepath.Join(dir, enc))
+			}
+			for _, i := range nums {
+				p := filepath.Join(dir, enc, fmt.Sprintf("r%d", i))
 				idx, err := layout.ImageIndexFromPath(p)
 				if err != nil {
 					t.Fatal(err)
