@@ -23,10 +23,10 @@ import (
 // own clone lock is taken again inside some of its operations, which
 // could deadlock against a concurrent CrashClone.)
 type crasher struct {
-	mem      *vfs.MemFS
-	model    *model
-	remote   *remote // nil: none
-	rng      *rand.Rand
+	mem    *vfs.MemFS
+	model  *model
+	remote *remote // nil: none
+	rng    *rand.Rand
 
 	gate sync.RWMutex
 	ops  atomic.Int64

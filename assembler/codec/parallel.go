@@ -72,11 +72,11 @@ type run struct {
 	mu      sync.Mutex
 	cond    sync.Cond
 	jobs    []*job
-	next    int // the segment being written
-	running int // segment encoders running
-	owned   int // slots held, the caller's included
-	max     int // encoders running at once, at most
-	ahead   int // segments started past the one being written, at most
+	next    int   // the segment being written
+	running int   // segment encoders running
+	owned   int   // slots held, the caller's included
+	max     int   // encoders running at once, at most
+	ahead   int   // segments started past the one being written, at most
 	err     error // first failure, or errDone
 
 	// Buffers done with, for reuse within this run: output chunks the
