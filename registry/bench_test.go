@@ -10,6 +10,7 @@ import (
 	"math"
 	"path/filepath"
 	"runtime"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -227,7 +228,10 @@ func coldPull(b *testing.B, tar []byte, name string, blob []byte, pars []int) {
 // time of each over the rounds (interference only adds, and the CPU time
 // of a virtual machine's process also counts time the host took from
 // it), and the speed of the pulls against the encode from those least
-// wall times. -benchtime Nx runs N rounds.
+// wall times. Each round also runs two whole encodes at once ("twin"):
+// twin/encode-speed is how much two cores of this machine speed up this
+// work when nothing is shared, the ceiling for pull2/encode-speed.
+// -benchtime Nx runs N rounds.
 func BenchmarkColdPullPaired(b *testing.B) {
 	tar, _ := benchLayer(b)
 	for _, l := range coldPullLayers(tar)[:2] {
@@ -266,6 +270,28 @@ func BenchmarkColdPullPaired(b *testing.B) {
 				w.Write(tar)
 				w.Close()
 			}
+			// Two whole encodes at once, each on its own goroutine, all
+			// cores: what two cores give this work with no pipeline at
+			// all (shared caches, memory bandwidth, a virtual machine's
+			// vCPUs). twin/encode-speed is the ceiling a 2-core pull
+			// could reach.
+			twin := func() {
+				var wg sync.WaitGroup
+				for range 2 {
+					wg.Go(func() {
+						w, err := codec.NewWriter(io.Discard, enc)
+						if err != nil {
+							b.Error(err)
+							return
+						}
+						w.Write(tar)
+						if err := w.Close(); err != nil {
+							b.Error(err)
+						}
+					})
+				}
+				wg.Wait()
+			}
 			pull := func() { pullDiscard(b, e, d) }
 			par := func(n int) func() {
 				return func() {
@@ -277,7 +303,7 @@ func BenchmarkColdPullPaired(b *testing.B) {
 			runs := []struct {
 				name      string
 				prep, run func()
-			}{{"encode", func() {}, encode}, {"stdlib", func() {}, stdlib}, {"pull1", par(1), pull}, {"pull2", par(2), pull}}
+			}{{"encode", func() {}, encode}, {"stdlib", func() {}, stdlib}, {"pull1", par(1), pull}, {"pull2", par(2), pull}, {"twin", func() {}, twin}}
 			least := make([][2]time.Duration, len(runs)) // wall, CPU
 			for i := range least {
 				least[i] = [2]time.Duration{math.MaxInt64, math.MaxInt64}
@@ -301,6 +327,7 @@ func BenchmarkColdPullPaired(b *testing.B) {
 			b.ReportMetric(least[0][0].Seconds()/least[2][0].Seconds(), "pull1/encode-speed")
 			b.ReportMetric(least[0][0].Seconds()/least[3][0].Seconds(), "pull2/encode-speed")
 			b.ReportMetric(least[1][0].Seconds()/least[3][0].Seconds(), "pull2/stdlib-speed")
+			b.ReportMetric(2*least[0][0].Seconds()/least[4][0].Seconds(), "twin/encode-speed")
 		})
 	}
 }
