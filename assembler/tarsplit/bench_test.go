@@ -81,6 +81,10 @@ func BenchmarkSplitJoin(b *testing.B) {
 		_, err := JoinTo(sink{}, bytes.NewReader(headers), bytes.NewReader(content))
 		return err
 	})
+	run("join-unchecked", func() error {
+		_, err := JoinToUnchecked(sink{}, bytes.NewReader(headers), bytes.NewReader(content))
+		return err
+	})
 	run("join-pipe", func() error {
 		rc := Join(bytes.NewReader(headers), bytes.NewReader(content))
 		defer rc.Close()

@@ -23,10 +23,16 @@
 // from that offset on needs it, so that re-encoding a layer from a
 // checkpoint in its middle reads no content before it.
 //
-// Parsing is github.com/vbatts/tar-split's fork of archive/tar, and Join
-// is tar-split's asm.WriteOutputTarStream driven by this package's
-// storage.Unpacker and storage.FileGetter, the code containers/storage
-// uses to reproduce layer tarballs. Split does not use
+// Every payload Join writes is checked against the crc64 Split recorded
+// for it (tar-split's storage.CRCTable, as containers/storage keeps);
+// JoinToUnchecked skips that for a caller that checks a digest over the
+// whole output anyway.
+//
+// Parsing is github.com/vbatts/tar-split's fork of archive/tar. Join is
+// this package's own loop over the header stream's records, the one
+// JoinFrom needs to start mid-tar, rather than tar-split's
+// asm.WriteOutputTarStream, which always checks the crc64s and cannot
+// start mid-tar. Split does not use
 // asm.NewInputTarStream: that hands file payloads to the FilePutter as
 // the tar reader sees them, which for a sparse file is the expanded file
 // (holes filled with zeros) rather than the bytes in the archive, so a

@@ -115,8 +115,8 @@ func (c writeCounter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// decoder reads the header stream as a storage.Unpacker for
-// asm.WriteOutputTarStream. The entry it returns, and its payload, are
+// decoder reads the header stream's records as tar-split storage
+// entries (a storage.Unpacker). The entry it returns, and its payload, are
 // valid until the next call.
 type decoder struct {
 	r       *bufio.Reader

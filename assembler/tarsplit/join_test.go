@@ -248,3 +248,43 @@ func TestHostileInputs(t *testing.T) {
 		}
 	})
 }
+
+// JoinToUnchecked writes what JoinTo writes and checks the same things,
+// except the payloads' crc64s: a flipped content byte comes out as it is
+// (the caller's digest over the output catches it).
+func TestJoinToUnchecked(t *testing.T) {
+	in := smallTar(t)
+	_, headers, content := roundTrip(t, in)
+	unchecked := func(headers, content []byte) ([]byte, error) {
+		var out bytes.Buffer
+		n, err := JoinToUnchecked(&out, bytes.NewReader(headers), bytes.NewReader(content))
+		if n != int64(out.Len()) {
+			t.Fatalf("JoinToUnchecked says %d bytes, wrote %d", n, out.Len())
+		}
+		return out.Bytes(), err
+	}
+	out, err := unchecked(headers, content)
+	if err != nil || !bytes.Equal(out, in) {
+		t.Fatalf("JoinToUnchecked: %v; output equals the tar: %t", err, bytes.Equal(out, in))
+	}
+	flipped := append([]byte{}, content...)
+	flipped[20] ^= 0x40
+	if _, err := joinBytes(headers, flipped); err == nil {
+		t.Fatal("JoinTo accepted a corrupt payload")
+	}
+	out, err = unchecked(headers, flipped)
+	if err != nil || len(out) != len(in) || bytes.Equal(out, in) {
+		t.Fatalf("JoinToUnchecked of a corrupt payload: %v, %d bytes, equal to the tar: %t", err, len(out), bytes.Equal(out, in))
+	}
+	for name, c := range map[string][]byte{
+		"short": content[:len(content)-1],
+		"long":  append(append([]byte{}, content...), 'x'),
+	} {
+		if _, err := unchecked(headers, c); err == nil {
+			t.Errorf("content %s: JoinToUnchecked succeeded", name)
+		}
+	}
+	if _, err := unchecked(headers[:len(headers)-1], content); err == nil {
+		t.Error("truncated header stream: JoinToUnchecked succeeded")
+	}
+}
