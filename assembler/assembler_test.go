@@ -23,6 +23,8 @@ type memChunks struct {
 	reads   map[chunkstore.ID]int
 	corrupt map[chunkstore.ID]bool // served flipped, as a store without verification would
 	fail    map[chunkstore.ID]error
+	// reads asking for the content hash, and reads leaving it out
+	hashed, unhashed int
 }
 
 func (m *memChunks) Chunk(id chunkstore.ID) (refgraph.Chunk, error) {
@@ -39,6 +41,11 @@ func (m *memChunks) ReadChunks(ctx context.Context, reqs []chunkstore.ChunkRead,
 	out := make([][]byte, len(reqs))
 	for i, r := range reqs {
 		m.reads[r.ID]++
+		if r.SkipHash {
+			m.unhashed++
+		} else {
+			m.hashed++
+		}
 		if err := m.fail[r.ID]; err != nil {
 			return nil, err
 		}

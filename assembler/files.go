@@ -110,7 +110,7 @@ func (r *ChunkReaderAt) ReadAt(p []byte, off int64) (int, error) {
 // and caches the last chunk read.
 func (r *ChunkReaderAt) fetch(first, last int, dst []byte, pos int64) (int, error) {
 	span := r.starts[last+1] - r.starts[first]
-	rc := r.a.openChunks(r.ctx, r.d, r.chunks[first:last+1], 0, span)
+	rc := r.a.openChunks(r.ctx, r.d, r.chunks[first:last+1], 0, span, verifyChunks)
 	defer rc.Close()
 	n := 0
 	for i := first; i <= last; i++ {

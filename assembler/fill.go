@@ -157,16 +157,18 @@ func (fl *fill) encode() error {
 
 // reader returns a reader of length bytes from off of the fill's layer.
 func (fl *fill) reader(ctx context.Context, off, length int64) io.ReadCloser {
-	return &fillReader{fl: fl, ctx: ctx, pos: off, end: off + length, whole: off == 0 && length == fl.b.Size}
+	return &fillReader{fl: fl, ctx: ctx, pos: off, end: off + length}
 }
 
-// fillReader reads a fill's entry as it grows. A whole read ends only once
-// the fill has verified the layer; a range ends at its last byte.
+// fillReader reads a fill's entry as it grows. It ends, whole layer or
+// range, only once the fill has verified the layer: the fill's encode
+// checks the digest, not each chunk (verifyDigest), so a range's bytes are
+// known good only then. Its bytes flow as they are written; only the end
+// waits.
 type fillReader struct {
 	fl       *fill
 	ctx      context.Context
 	pos, end int64
-	whole    bool
 	closed   bool
 }
 
@@ -182,7 +184,7 @@ func (r *fillReader) Read(p []byte) (int, error) {
 		switch {
 		case ferr != nil:
 			return 0, ferr
-		case r.pos == r.end && (!r.whole || done):
+		case r.pos == r.end && done:
 			return 0, io.EOF
 		case written > r.pos && r.pos < r.end:
 			n := int(min(int64(len(p)), written-r.pos, r.end-r.pos))

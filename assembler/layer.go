@@ -39,11 +39,18 @@ import (
 //     segment gets its part (with the history before it and the lookahead
 //     after it). pgzip, pigz and zstd encoders take extra slots for their
 //     own block goroutines the same way.
+//   - A whole layer's encode checks the layer's digest over its output
+//     and nothing else for content (verifyDigest: no chunk sha256, no
+//     payload crc64; the pack records' CRC-32Cs still catch bit rot), so
+//     every reader of a fill, a range too, ends only once the fill has
+//     verified the whole layer; bytes flow before that.
 //   - A range of a cold layer with checkpoints that starts past its first
 //     segment, and that no running fill has reached, is encoded for its
 //     reader alone from the last checkpoint before it (the tar zipped
-//     from there: tarsplit.JoinFrom). Its chunks are verified; the digest
-//     can only be checked by a whole read. Other ranges join the fill.
+//     from there: tarsplit.JoinFrom). Its chunks are verified against
+//     their ids and its payloads against their crc64s (verifyChunks); the
+//     digest can only be checked by a whole read. Other ranges join the
+//     fill.
 //   - Checkpoints that fail (a segment comes out of another length, or
 //     the whole layer not to its digest) are not used again by this
 //     process: the layer is encoded from its start, as without them.
@@ -84,7 +91,7 @@ func (a *Assembler) openRange(ctx context.Context, b Blob, off, length int64) (i
 	if err := a.acquireEncode(ctx); err != nil {
 		return nil, err
 	}
-	r, start, err := a.encodeFrom(ctx, b, off, a.releaseEncode)
+	r, start, err := a.encodeFrom(ctx, b, off, verifyChunks, a.releaseEncode)
 	if err != nil {
 		return nil, err
 	}
@@ -235,7 +242,7 @@ func (a *Assembler) planFailed(b Blob, err error) {
 // checkpoints fail is marked so that the next encode starts from the
 // beginning.
 func (a *Assembler) encodeLayer(ctx context.Context, b Blob, done func()) (io.ReadCloser, error) {
-	r, _, err := a.encodeFrom(ctx, b, 0, done)
+	r, _, err := a.encodeFrom(ctx, b, 0, verifyDigest, done)
 	if err != nil {
 		return nil, err
 	}
@@ -260,9 +267,10 @@ func (p *planCheck) Read(buf []byte) (int, error) {
 
 // encodeFrom starts the pipeline that rebuilds layer b from blob offset
 // start on, start being the last segment start at or before off (0 for a
-// layer without checkpoints). done is called once the pipeline has
-// stopped.
-func (a *Assembler) encodeFrom(ctx context.Context, b Blob, off int64, done func()) (io.ReadCloser, int64, error) {
+// layer without checkpoints), its stored bytes checked as v says
+// (verifyDigest only for a whole layer, whose reader checks the digest).
+// done is called once the pipeline has stopped.
+func (a *Assembler) encodeFrom(ctx context.Context, b Blob, off int64, v verifyMode, done func()) (io.ReadCloser, int64, error) {
 	plan, enc := a.layerPlan(b)
 	if plan == nil {
 		if err := json.Unmarshal(b.Layout.Encoding, &enc); err != nil {
@@ -276,7 +284,10 @@ func (a *Assembler) encodeFrom(ctx context.Context, b Blob, off int64, done func
 		first = plan.StartFor(off)
 		start, from = plan.Offset(first), plan.Segments()[first].From
 	}
-	tar, err := a.OpenTarFrom(ctx, b.Digest, b.Chunks, b.Layout.HeaderChunks, from)
+	if from != 0 {
+		v = verifyChunks
+	}
+	tar, err := a.openTar(ctx, b.Digest, b.Chunks, b.Layout.HeaderChunks, from, v)
 	if err != nil {
 		cancel()
 		done()

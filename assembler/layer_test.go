@@ -261,7 +261,10 @@ func TestColdRangesShareOneEncode(t *testing.T) {
 }
 
 // A corrupt chunk fails the fill: every reader gets the error, no reader
-// gets io.EOF, and nothing is cached.
+// gets io.EOF, and nothing is cached. That holds for a range too, even
+// one that ends long before the corrupt chunk: the fill's encode checks
+// the layer's digest, not each chunk, so a range ends only once the digest
+// is known good.
 func TestFillFailureReachesEveryReader(t *testing.T) {
 	m := newMem()
 	b, _ := testLayer(t, m, 6, 16)
@@ -272,6 +275,9 @@ func TestFillFailureReachesEveryReader(t *testing.T) {
 	for range 3 {
 		if _, err := readRange(t, a, b, 0, b.Size); err == nil {
 			t.Fatal("a layer with a corrupt chunk read to the end")
+		}
+		if _, err := readRange(t, a, b, 0, 10); err == nil {
+			t.Fatal("a range of a layer with a corrupt chunk read to its end")
 		}
 	}
 	if n, _ := cache.Usage(); n != 0 {

@@ -121,3 +121,70 @@ func TestBadCheckpointsDropped(t *testing.T) {
 		t.Fatalf("hot pull after the fallback: %v", err)
 	}
 }
+
+// Only reads that a digest check covers leave out the chunks' hashes: a
+// whole blob, opaque or layer (through a fill or not). Ranges, tars and
+// ChunkReaderAt ask the store to hash every chunk.
+func TestChunkHashesSkippedOnlyUnderADigest(t *testing.T) {
+	m := newMem()
+	layer, blob := testLayer(t, m, 11, 40)
+	layer = withCheckpoints(t, m, layer, blob, 128<<10)
+	opaqueData := payload(50000)
+	om, opaque := split(opaqueData, 1000)
+	reads := func(m *memChunks, f func()) (hashed, unhashed int) {
+		m.mu.Lock()
+		m.hashed, m.unhashed = 0, 0
+		m.mu.Unlock()
+		f()
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		return m.hashed, m.unhashed
+	}
+	read := func(a *Assembler, b Blob, off, n int64, want []byte) func() {
+		return func() {
+			if got, err := readRange(t, a, b, off, n); err != nil || !bytes.Equal(got, want[off:off+n]) {
+				t.Fatalf("%s %d+%d: %v, equal %v", b.Digest, off, n, err, bytes.Equal(got, want[off:off+n]))
+			}
+		}
+	}
+	a := New(om, om, Options{})
+	if h, u := reads(om, read(a, opaque, 0, opaque.Size, opaqueData)); h != 0 || u == 0 {
+		t.Errorf("whole opaque blob: %d hashed, %d unhashed reads; want all unhashed", h, u)
+	}
+	if h, u := reads(om, read(a, opaque, 10, 20000, opaqueData)); h == 0 || u != 0 {
+		t.Errorf("opaque range: %d hashed, %d unhashed reads; want all hashed", h, u)
+	}
+	if h, u := reads(om, func() {
+		if _, err := a.ChunkReaderAt(context.Background(), opaque.Digest, opaque.Chunks).ReadAt(make([]byte, 5000), 100); err != nil {
+			t.Fatal(err)
+		}
+	}); h == 0 || u != 0 {
+		t.Errorf("ChunkReaderAt: %d hashed, %d unhashed reads; want all hashed", h, u)
+	}
+	for _, cached := range []bool{false, true} {
+		o := Options{EncodeParallelism: 2}
+		if cached {
+			o.LayerCache = newLayerCache(t, t.TempDir())
+		}
+		a := New(m, m, o)
+		if h, u := reads(m, read(a, layer, layer.Size/2, 4096, blob)); h == 0 || u != 0 {
+			t.Errorf("cache %v: cold range from a checkpoint: %d hashed, %d unhashed reads; want all hashed", cached, h, u)
+		}
+		if h, u := reads(m, read(a, layer, 0, layer.Size, blob)); h != 0 || u == 0 {
+			t.Errorf("cache %v: whole layer: %d hashed, %d unhashed reads; want all unhashed", cached, h, u)
+		}
+		if h, u := reads(m, func() {
+			r, err := a.OpenTar(context.Background(), layer.Digest, layer.Chunks, layer.Layout.HeaderChunks)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			if _, err := io.Copy(io.Discard, r); err != nil {
+				t.Fatal(err)
+			}
+		}); h == 0 || u != 0 {
+			t.Errorf("cache %v: OpenTar: %d hashed, %d unhashed reads; want all hashed", cached, h, u)
+		}
+		a.Close()
+	}
+}

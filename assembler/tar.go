@@ -23,11 +23,18 @@ func (a *Assembler) OpenTar(ctx context.Context, d digest.Digest, chunks []refgr
 // read from its start, the content stream only from where the tar from
 // `from` needs it (tarsplit.JoinFrom).
 func (a *Assembler) OpenTarFrom(ctx context.Context, d digest.Digest, chunks []refgraph.ChunkRef, headerChunks int, from int64) (io.ReadCloser, error) {
+	return a.openTar(ctx, d, chunks, headerChunks, from, verifyChunks)
+}
+
+// openTar is OpenTarFrom, checked as v says: with verifyDigest (a whole
+// layer's encode, from 0), neither the chunks' hashes nor the payloads'
+// crc64s are checked.
+func (a *Assembler) openTar(ctx context.Context, d digest.Digest, chunks []refgraph.ChunkRef, headerChunks int, from int64, v verifyMode) (io.ReadCloser, error) {
 	if headerChunks < 0 || headerChunks > len(chunks) {
 		return nil, fmt.Errorf("assembler: layer %s: %d header chunks of %d: %w", d, headerChunks, len(chunks), chunkstore.ErrCorrupt)
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	headers := a.openChunks(ctx, d, chunks[:headerChunks], 0, sumRaw(chunks[:headerChunks]))
+	headers := a.openChunks(ctx, d, chunks[:headerChunks], 0, sumRaw(chunks[:headerChunks]), v)
 	contentChunks := chunks[headerChunks:]
 	contentSize := sumRaw(contentChunks)
 	// The goroutine owns the chunk readers: it alone reads and closes them.
@@ -37,8 +44,12 @@ func (a *Assembler) OpenTarFrom(ctx context.Context, d digest.Digest, chunks []r
 		defer close(done)
 		var err error
 		if from == 0 {
-			content := a.openChunks(ctx, d, contentChunks, 0, contentSize)
-			_, err = tarsplit.JoinTo(pw, headers, content)
+			content := a.openChunks(ctx, d, contentChunks, 0, contentSize, v)
+			if v == verifyDigest {
+				_, err = tarsplit.JoinToUnchecked(pw, headers, content)
+			} else {
+				_, err = tarsplit.JoinTo(pw, headers, content)
+			}
 			content.Close()
 		} else {
 			var content *reader
@@ -46,7 +57,7 @@ func (a *Assembler) OpenTarFrom(ctx context.Context, d digest.Digest, chunks []r
 				if off > contentSize {
 					return nil, fmt.Errorf("assembler: layer %s: content offset %d past its %d bytes: %w", d, off, contentSize, chunkstore.ErrCorrupt)
 				}
-				content = a.openChunks(ctx, d, contentChunks, off, contentSize-off)
+				content = a.openChunks(ctx, d, contentChunks, off, contentSize-off, v)
 				return content, nil
 			})
 			if content != nil {

@@ -113,4 +113,6 @@
 // ReadChunk reads the record header with the stored bytes and checks them
 // against the Location, the stored bytes' CRC, and the sha256 of the
 // uncompressed bytes against the chunk ID; any mismatch wraps ErrCorrupt.
+// A read marked SkipHash (ChunkRead) leaves out only the sha256, for a
+// caller that checks a digest over everything it reads anyway.
 package chunkstore

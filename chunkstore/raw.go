@@ -40,7 +40,7 @@ func (s *Store) ReadStored(ctx context.Context, loc Location, id ID, dst []byte)
 	}
 	raw := s.getBuf()
 	defer s.putBuf(raw)
-	if _, err := s.decodeRecord(rec, loc, id, *raw); err != nil {
+	if _, err := s.decodeRecord(rec, ChunkRead{ID: id, Loc: loc}, *raw); err != nil {
 		return StoredChunk{}, fmt.Errorf("chunkstore: read stored chunk %s at %s+%d: %w", id, loc.Pack, loc.Offset, err)
 	}
 	return StoredChunk{ID: id, RawLen: loc.RawLen, Compressed: loc.Compressed,
@@ -72,7 +72,7 @@ func (s *Store) VerifyStored(c StoredChunk) error {
 	raw := s.getBuf()
 	defer s.putBuf(raw)
 	loc := Location{StoredLen: h.storedLen, RawLen: c.RawLen, Compressed: c.Compressed}
-	if _, err := s.decodeRecord(rec, loc, c.ID, *raw); err != nil {
+	if _, err := s.decodeRecord(rec, ChunkRead{ID: c.ID, Loc: loc}, *raw); err != nil {
 		return fmt.Errorf("chunkstore: chunk %s: %w", c.ID, err)
 	}
 	return nil

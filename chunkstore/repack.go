@@ -63,7 +63,8 @@ func (s *Store) Rewrite(ctx context.Context, chunks []ChunkRead) ([]Chunk, error
 			c := chunks[i]
 			recOff := c.Loc.Offset - recordHeaderLen - spanOff
 			rec := buf[recOff : recOff+recordHeaderLen+int64(c.Loc.StoredLen)]
-			if _, err := s.decodeRecord(rec, c.Loc, c.ID, raw); err != nil {
+			// Always hashed (SkipHash ignored): a repack copies verified records only.
+			if _, err := s.decodeRecord(rec, ChunkRead{ID: c.ID, Loc: c.Loc}, raw); err != nil {
 				return nil, fmt.Errorf("chunkstore: rewrite chunk %s of pack %s: %w", c.ID, c.Loc.Pack, err)
 			}
 			stored := rec[recordHeaderLen:]
