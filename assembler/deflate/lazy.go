@@ -5,6 +5,8 @@ import (
 	"math"
 	"math/bits"
 	"sync"
+
+	"github.com/chunkyard/chunkyard/assembler/deflate/internal/slide"
 )
 
 // Levels 2..9: hash chains over a 64 KiB window that slides by 32 KiB.
@@ -76,10 +78,8 @@ type lazyEngine struct {
 	length        int  // lazy: the match found at index-1
 	offset        int
 
-	// head and prev hold 16-bit little-endian entries, as bytes so that a
-	// slide can move four at a time.
-	head *[2 * hashSize]byte
-	prev *[2 * winSize]byte
+	head *[hashSize]uint16
+	prev *[winSize]uint16
 
 	tokens []token
 
@@ -123,8 +123,8 @@ func newLazyEngineWith(c *coder, level int, t *lazyTables) *lazyEngine {
 // MiB, and fresh tables each time are garbage and page faults.
 type lazyTables struct {
 	window [2 * winSize]byte
-	head   [2 * hashSize]byte
-	prev   [2 * winSize]byte
+	head   [hashSize]uint16
+	prev   [winSize]uint16
 	tokens []token
 }
 
@@ -158,9 +158,9 @@ func hash4(b []byte) uint32 {
 // insert hashes position i and returns the previous head of its chain.
 func (e *lazyEngine) insert(i int) int {
 	h := hash4(e.window[i:])
-	old := binary.LittleEndian.Uint16(e.head[2*h:])
-	binary.LittleEndian.PutUint16(e.prev[2*(i&winMask):], old)
-	binary.LittleEndian.PutUint16(e.head[2*h:], uint16(i+1))
+	old := e.head[h]
+	e.prev[i&winMask] = old
+	e.head[h] = uint16(i + 1)
 	return int(old)
 }
 
@@ -188,22 +188,10 @@ func (e *lazyEngine) slide() {
 	}
 	e.base += winSize
 	e.crossed = -1
-	slideTable(e.head[:])
-	slideTable(e.prev[:])
-}
-
-// slideTable moves the positions in t down by winSize: a stored v (window
-// index + 1, at most 2*winSize-minMatch+1) becomes v-winSize when its
-// position stays in the window (v > winSize), else 0 ("none"). v >
-// winSize is v's top bit set with more below it, so four entries at a
-// time: keep the low 15 bits where the top bit is set.
-func slideTable(t []byte) {
-	const top = 0x8000_8000_8000_8000
-	for ; len(t) >= 8; t = t[8:] {
-		x := binary.LittleEndian.Uint64(t)
-		m := x & top
-		binary.LittleEndian.PutUint64(t, x&(m-m>>15))
-	}
+	// An entry v > winSize stays in the window as v-winSize; the others
+	// (v <= winSize) leave it and become 0.
+	slide.Down(e.head[:])
+	slide.Down(e.prev[:])
 }
 
 func (e *lazyEngine) step(sync bool) {
@@ -409,7 +397,7 @@ func (e *lazyEngine) findMatch(pos, head, lookahead int) (length, offset int, ok
 			// prev[i&winMask] already holds pos's own predecessor.
 			break
 		}
-		i = int(binary.LittleEndian.Uint16(e.prev[2*(i&winMask):])) - 1
+		i = int(e.prev[i&winMask]) - 1
 		if i < minIndex || i < 0 {
 			break
 		}

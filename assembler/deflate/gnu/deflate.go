@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"math/bits"
 
+	"github.com/chunkyard/chunkyard/assembler/deflate/internal/slide"
 	"github.com/chunkyard/chunkyard/assembler/deflate/internal/zhuff"
 )
 
@@ -143,20 +144,8 @@ func (s *state) fillWindow() {
 		s.strstart -= wsize
 		s.blockStart -= wsize
 		s.base += wsize
-		for i, m := range s.head {
-			if m >= wsize {
-				s.head[i] = m - wsize
-			} else {
-				s.head[i] = 0
-			}
-		}
-		for i, m := range s.prev {
-			if m >= wsize {
-				s.prev[i] = m - wsize
-			} else {
-				s.prev[i] = 0
-			}
-		}
+		slide.Down(s.head)
+		slide.Down(s.prev)
 		more += wsize
 	}
 	if !s.eofile {

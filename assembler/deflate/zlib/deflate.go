@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"math/bits"
 
+	"github.com/chunkyard/chunkyard/assembler/deflate/internal/slide"
 	"github.com/chunkyard/chunkyard/assembler/deflate/internal/zhuff"
 )
 
@@ -152,20 +153,8 @@ func (s *state) reset(level int) {
 func (s *state) avail() int { return len(s.in) - s.inPos }
 
 func (s *state) slideHash() {
-	for i, m := range s.head {
-		if m >= wsize {
-			s.head[i] = m - wsize
-		} else {
-			s.head[i] = 0
-		}
-	}
-	for i, m := range s.prev {
-		if m >= wsize {
-			s.prev[i] = m - wsize
-		} else {
-			s.prev[i] = 0
-		}
-	}
+	slide.Down(s.head)
+	slide.Down(s.prev)
 }
 
 // canFill reports whether fillWindow may run now without changing the
