@@ -25,18 +25,22 @@ func down(t []uint16) {
 		t[0] -= min(t[0], Half)
 		t = t[1:]
 	}
-	w := unsafe.Slice((*uint64)(unsafe.Pointer(unsafe.SliceData(t))), len(t)/4)
-	const top = 0x8000_8000_8000_8000
-	for ; len(w) >= 4; w = w[4:] {
-		a, b, c, d := w[0], w[1], w[2], w[3]
-		ma, mb, mc, md := a&top, b&top, c&top, d&top
-		w[0], w[1], w[2], w[3] = a&(ma-ma>>15), b&(mb-mb>>15), c&(mc-mc>>15), d&(md-md>>15)
+	if len(t) >= 4 {
+		// t starts at an 8-byte boundary here.
+		w := unsafe.Slice((*uint64)(unsafe.Pointer(&t[0])), len(t)/4)
+		t = t[4*len(w):]
+		const top = 0x8000_8000_8000_8000
+		for ; len(w) >= 4; w = w[4:] {
+			a, b, c, d := w[0], w[1], w[2], w[3]
+			ma, mb, mc, md := a&top, b&top, c&top, d&top
+			w[0], w[1], w[2], w[3] = a&(ma-ma>>15), b&(mb-mb>>15), c&(mc-mc>>15), d&(md-md>>15)
+		}
+		for i, x := range w {
+			m := x & top
+			w[i] = x & (m - m>>15)
+		}
 	}
-	for i, x := range w {
-		m := x & top
-		w[i] = x & (m - m>>15)
-	}
-	for i := len(t) &^ 3; i < len(t); i++ {
-		t[i] -= min(t[i], Half)
+	for i, v := range t {
+		t[i] = v - min(v, Half)
 	}
 }
