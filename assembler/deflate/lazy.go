@@ -194,6 +194,10 @@ func (e *lazyEngine) slide() {
 	slide.Down(e.prev[:])
 }
 
+// slide.Down moves entries by slide.Half: it must be half the window
+// (this fails to compile otherwise).
+var _ = [1]struct{}{}[winSize-slide.Half]
+
 func (e *lazyEngine) step(sync bool) {
 	if e.end-e.index < minLookahead && !sync {
 		return

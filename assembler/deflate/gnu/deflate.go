@@ -133,6 +133,10 @@ func (s *state) fillMore() int {
 	return more
 }
 
+// slide.Down moves entries by slide.Half: it must be half the window
+// (this fails to compile otherwise).
+var _ = [1]struct{}{}[wsize-slide.Half]
+
 // fillWindow is gzip's fill_window: slide the whole upper half down when
 // strstart is deep in it, then read; a read of nothing marks the end of
 // input and zeroes the two bytes after the data.

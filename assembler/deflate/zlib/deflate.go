@@ -157,6 +157,10 @@ func (s *state) slideHash() {
 	slide.Down(s.prev)
 }
 
+// slide.Down moves entries by slide.Half: it must be half the window
+// (this fails to compile otherwise).
+var _ = [1]struct{}{}[wsize-slide.Half]
+
 // canFill reports whether fillWindow may run now without changing the
 // output: either the input is complete or being flushed, or there is at
 // least as much buffered input as the window has room for, so the read
