@@ -236,10 +236,11 @@ func coldPull(b *testing.B, tar []byte, name string, blob []byte, pars []int) {
 // -benchtime Nx runs N rounds.
 //
 // The service is opened again to change the parallelism. The first pull
-// after that ("pull2-first") pays for what a running registry has
-// already warmed (index and pack reads, buffers): 3-7% more CPU here. A
-// registry in service pulls warm, so pull1 and pull2 are the pulls after
-// a first one, whose own figures pull2first/encode-speed gives.
+// after that pays for what a running registry has already warmed (index
+// and pack reads, buffers): up to 7% more CPU here (bench/cold-pull.md).
+// A registry in service pulls warm, so pull1 and pull2 are each a
+// service's second pull; pull2first, the first at parallelism 2, is
+// reported on its own.
 func BenchmarkColdPullPaired(b *testing.B) {
 	tar, _ := benchLayer(b)
 	for _, l := range coldPullLayers(tar)[:2] {
