@@ -236,8 +236,8 @@ func coldPull(b *testing.B, tar []byte, name string, blob []byte, pars []int) {
 // -benchtime Nx runs N rounds.
 //
 // The service is opened again to change the parallelism. The first pull
-// after that pays for what a running registry has already warmed (index
-// and pack reads, buffers): up to 7% more CPU here (bench/cold-pull.md).
+// of a freshly opened service costs up to 7% more CPU here than the next
+// (bench/cold-pull.md).
 // A registry in service pulls warm, so pull1 and pull2 are each a
 // service's second pull; pull2first, the first at parallelism 2, is
 // reported on its own.
