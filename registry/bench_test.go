@@ -237,10 +237,9 @@ func coldPull(b *testing.B, tar []byte, name string, blob []byte, pars []int) {
 //
 // The service is opened again to change the parallelism. The first pull
 // of a freshly opened service costs up to 7% more CPU here than the next
-// (bench/cold-pull.md).
-// A registry in service pulls warm, so pull1 and pull2 are each a
-// service's second pull; pull2first, the first at parallelism 2, is
-// reported on its own.
+// (bench/cold-pull.md). A registry in service pulls warm, so pull1 and
+// pull2 are each a service's second pull; pull2first, the first at
+// parallelism 2, is reported on its own.
 func BenchmarkColdPullPaired(b *testing.B) {
 	tar, _ := benchLayer(b)
 	for _, l := range coldPullLayers(tar)[:2] {
