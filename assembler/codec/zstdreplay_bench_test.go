@@ -59,12 +59,8 @@ func BenchmarkZstdReplay(b *testing.B) {
 			}
 			encodeTime = min(encodeTime, time.Since(c0))
 		}
-		hdr, blocks := zstdBlocks(b, whole.Bytes())
+		fr, hdr, blocks := zstdBlocks(b, whole.Bytes())
 		const blockSize = 128 << 10 // the stream encoder's, at these levels
-		fr, err := readZstdFrameHeader(bufio.NewReader(bytes.NewReader(whole.Bytes())))
-		if err != nil {
-			b.Fatal(err)
-		}
 		b.Logf("level %s: %d-byte tar, window %d, %d blocks of %d bytes, header %d bytes, encode %v",
 			level, len(raw), fr.window, len(blocks), blockSize, hdr, encodeTime)
 		// An input of whole blocks ends in an empty last block.
@@ -129,18 +125,17 @@ func BenchmarkZstdReplay(b *testing.B) {
 	}
 }
 
-// zstdBlocks returns the length of a zstd frame's header and each
-// block's [start, end) in it, header included.
-func zstdBlocks(tb testing.TB, frame []byte) (int, [][2]int) {
+// zstdBlocks returns a zstd frame's header as readZstdFrameHeader reads
+// it, the header's length, and each block's [start, end) in the frame.
+func zstdBlocks(tb testing.TB, frame []byte) (zstdFrame, int, [][2]int) {
 	tb.Helper()
-	fhd := frame[4]
-	single := fhd&(1<<5) != 0
-	p := 5 + [4]int{0, 1, 2, 4}[fhd&3] + [4]int{0, 2, 4, 8}[fhd>>6]
-	if !single {
-		p++
-	} else if fhd>>6 == 0 {
-		p++
+	r := bytes.NewReader(frame)
+	br := bufio.NewReader(r)
+	fr, err := readZstdFrameHeader(br)
+	if err != nil {
+		tb.Fatal(err)
 	}
+	p := len(frame) - r.Len() - br.Buffered()
 	hdr := p
 	var blocks [][2]int
 	for p+3 <= len(frame) {
@@ -152,9 +147,9 @@ func zstdBlocks(tb testing.TB, frame []byte) (int, [][2]int) {
 		blocks = append(blocks, [2]int{p, p + 3 + n})
 		p += 3 + n
 		if h&1 != 0 {
-			return hdr, blocks
+			return fr, hdr, blocks
 		}
 	}
 	tb.Fatalf("zstd frame without a last block")
-	return 0, nil
+	return fr, 0, nil
 }
