@@ -104,9 +104,9 @@ func BenchmarkZstdReplay(b *testing.B) {
 						got := out.Bytes()[skip:]
 						if start == 0 {
 							lo = 0
-						} else if skip == 0 || from == 0 {
-							// no replay, or one from the start: the
-							// header comes before the segment's blocks
+						} else if skip == 0 {
+							// nothing written before the segment (no
+							// replay): the header comes before its blocks
 							got = got[hdr:]
 						}
 						if end == len(raw) {
